@@ -1,0 +1,42 @@
+"""Build any optimizer of the project from its config group."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from omegaconf import DictConfig
+
+from lesam.optim.base import SharpnessAware
+from lesam.optim.lesam import LESAM
+from lesam.optim.plain import Plain
+from lesam.optim.sam import SAM
+
+# config name -> class; a method's hyperparameters are the config keys its constructor names
+OPTIMIZERS: dict[str, type[SharpnessAware]] = {
+    "sgd": Plain,
+    "sam": SAM,
+    "lesam": LESAM,
+    "lesam_plus": LESAM,
+}
+BASE_KEYS = ("lr", "momentum", "weight_decay", "nesterov")
+
+
+def method_kwargs(cls: type[SharpnessAware], cfg: DictConfig) -> dict:
+    """The config values that `cls`'s constructor takes, besides params and the base optimizer."""
+    names = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "params", "base_optimizer")]
+    return {n: cfg[n] for n in names if n in cfg and n not in BASE_KEYS}
+
+
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> SharpnessAware:
+    """The optimizer named by `cfg.name` over `model`'s parameters, with SGD (fused) as its base."""
+    if cfg.name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{cfg.name}'; choose one of: {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZERS[cfg.name]
+    params = [p for p in model.parameters() if p.requires_grad]
+    base = {k: cfg[k] for k in BASE_KEYS}
+    optimizer = cls(params, torch.optim.SGD, **method_kwargs(cls, cfg), **base, fused=True)
+    optimizer.max_grad_norm = cfg.get("grad_clip")
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    return optimizer

@@ -1,0 +1,53 @@
+"""LE-SAM: fix the first-order loss increase, not the radius (ICML 2026)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from lesam.optim.base import Params, SharpnessAware
+
+
+class LESAM(SharpnessAware):
+    """Loss-Equated SAM: rho_t = delta / (||g|| + eps), clipped to rho_max; e = rho_t * g / ||g||.
+
+    "Fix the Loss, Not the Radius: Rethinking the Adversarial Perturbation of Sharpness-Aware
+    Minimization", ICML 2026. The first-order loss increase g.e equals the budget delta at every
+    step, so what the update learns from is the curvature. With alpha > 0 this is LE-SAM+:
+    the objective L(w+e) + alpha * (L(w+e) - L(w)) descends along (1 + alpha) g_adv - alpha g.
+    With `adaptive=True` the radius is measured in ASAM's metric, which keeps g.e = delta:
+    e = delta * T^2 g / ||T g||^2.
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[Optimizer],
+        delta: float = 0.35,
+        rho_max: float | None = None,
+        eps: float = 1e-12,
+        alpha: float = 0.0,
+        adaptive: bool = False,
+        **base_kwargs,
+    ) -> None:
+        if delta < 0:
+            raise ValueError(f"delta must be >= 0, got {delta}")
+        if rho_max is not None and rho_max <= 0:
+            raise ValueError(f"rho_max must be > 0 or None, got {rho_max}")
+        if eps <= 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        super().__init__(params, base_optimizer, adaptive=adaptive, **base_kwargs)
+        self.delta, self.rho_max, self.eps, self.alpha = delta, rho_max, eps, alpha
+        self.keeps_clean_grad = alpha != 0
+
+    def radius(self, norm: Tensor) -> Tensor:
+        """The radius that spends the budget delta to first order, clipped to rho_max."""
+        rho = self.delta * self.perturb_scale / (norm + self.eps)
+        return rho if self.rho_max is None else rho.clamp(max=self.rho_max)
+
+    def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:
+        """LE-SAM+: (1 + alpha) * g_adv - alpha * g; plain LE-SAM keeps g_adv."""
+        if clean is not None:
+            torch._foreach_mul_(grads, 1 + self.alpha)
+            torch._foreach_add_(grads, clean, alpha=-self.alpha)
