@@ -1,0 +1,64 @@
+"""ResNet-18 with the CIFAR stem, as used throughout the SAM literature on CIFAR."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lesam.models.init import init_conv_bn
+
+BLOCKS_PER_STAGE = 2
+STAGE_STRIDES = (1, 2, 2, 2)
+
+
+class BasicBlock(nn.Module):
+    """Post-activation residual block: conv-BN-ReLU-conv-BN, add the shortcut, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.residual = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual branch plus shortcut, then ReLU."""
+        return self.relu(self.residual(x) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for small images: 3x3 stride-1 stem, no max-pool, four stages of two blocks."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        # A 3x3 stride-1 stem without max-pool keeps 32x32 inputs at full resolution.
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        blocks = []
+        channels = width
+        for index, stride in enumerate(STAGE_STRIDES):
+            out_channels = width * 2**index
+            for block in range(BLOCKS_PER_STAGE):
+                block_stride = stride if block == 0 else 1
+                blocks.append(BasicBlock(channels, out_channels, block_stride))
+                channels = out_channels
+        self.stages = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+        init_conv_bn(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of images."""
+        return self.head(self.stages(self.stem(x)))
