@@ -1,0 +1,87 @@
+"""Launch a Hydra entry point so that a user mistake ends in one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from lesam.engine.errors import UserError
+from lesam.engine.run_id import register_resolver
+
+EXIT_USER_ERROR = 2
+T = TypeVar("T")
+
+
+def explain(error: BaseException) -> str | None:
+    """One line for a user mistake, or None when the error is a bug that needs its traceback."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        group, _, choice = (error.missing_cfg_file or "").rpartition("/")
+        return f"unknown {group} '{choice}'; choose one of: {', '.join(sorted(error.options))}"
+    if isinstance(error.__cause__, ConfigAttributeError | ConfigKeyError) and error.__cause__.full_key:
+        return (
+            f"unknown key '{error.__cause__.full_key}'; check its spelling (`python train.py --cfg job` lists the keys)"
+        )
+    if isinstance(error, ConfigCompositionException | OverrideParseException | OmegaConfBaseException):
+        first = str(error).strip().splitlines()[0]
+        return f"{first}; check the override against `python train.py --cfg job`"
+    if isinstance(error, OSError) and _raised_by_hydra(error):  # hydra creating the run folder
+        return (
+            f"cannot create the run folder '{error.filename}' ({error.strerror}); set output_root=<a writable folder>"
+        )
+    return None
+
+
+def _raised_by_hydra(error: BaseException) -> bool:
+    """Whether the innermost frame of the traceback outside the standard library is Hydra's."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    files = [f.f_code.co_filename for f, _ in traceback.walk_tb(error.__traceback__)]
+    outside = [f for f in files if not f.startswith(stdlib)]
+    return bool(outside) and f"{os.sep}hydra{os.sep}" in outside[-1]
+
+
+def fail(message: str) -> None:
+    """Print 'error: <message>' as one line and exit with status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a Hydra task so that a UserError it raises ends the process with one line.
+
+    Inside the task, Hydra would add its own report of the failed job; exiting here avoids it.
+    """
+
+    @functools.wraps(task)
+    def wrapped(*args, **kwargs) -> T:
+        try:
+            return task(*args, **kwargs)
+        except UserError as error:
+            if "LESAM_DEBUG" in os.environ:
+                raise
+            fail(str(error))
+
+    return wrapped
+
+
+def launch(main: Callable[[], None]) -> None:
+    """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
+    register_resolver()
+    debug = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
+    try:
+        main()
+    except Exception as error:  # noqa: BLE001 - anything not a user mistake is re-raised
+        message = None if debug else explain(error)
+        if message is None:
+            raise
+        fail(message)

@@ -1,0 +1,60 @@
+"""One batch's forward and backward, as the closure the optimizers call once per pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lesam.optim import LossScaler
+
+
+@contextmanager
+def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
+    """BatchNorm still normalises with batch statistics but leaves its running statistics alone."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(layers, momenta, strict=False):
+            m.momentum = momentum
+
+
+class BatchClosure:
+    """Runs forward and backward on (inputs, labels) and returns the detached mean loss.
+
+    The first call is the pass at w: its logits are kept for the training accuracy. Later calls
+    are perturbed passes; with `freeze_bn` they leave BatchNorm's running statistics unchanged.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        autocast,
+        loss_scaler: LossScaler | None = None,
+        freeze_bn: bool = False,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        self.model, self.inputs, self.labels = model, inputs, labels
+        self.autocast, self.loss_scaler = autocast, loss_scaler
+        self.freeze_bn, self.label_smoothing = freeze_bn, label_smoothing
+        self.calls = 0
+        self.logits: Tensor | None = None
+
+    def __call__(self) -> Tensor:
+        frozen = frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()
+        with self.autocast, frozen:
+            logits = self.model(self.inputs)
+        loss = F.cross_entropy(logits.float(), self.labels, label_smoothing=self.label_smoothing)
+        if self.calls == 0:
+            self.logits = logits.detach()
+        self.calls += 1
+        (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward()
+        return loss.detach()

@@ -1,0 +1,50 @@
+"""Optional external logging of the per-epoch records (the run folder always has them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class NoLogger:
+    """Logs nothing beyond the run folder."""
+
+    def log(self, record: dict, step: int) -> None:
+        """Ignore the record."""
+
+    def finish(self) -> None:
+        """Nothing to close."""
+
+
+class WandbLogger(NoLogger):
+    """Weights & Biases; mode `offline` needs no account and writes under the run folder."""
+
+    def __init__(self, cfg: DictConfig, folder: Path, name: str) -> None:
+        import wandb
+
+        self.run = wandb.init(
+            project=cfg.logger.project,
+            entity=cfg.logger.entity,
+            mode=cfg.logger.mode,
+            dir=str(folder),
+            name=name,
+            id=name,
+            resume="allow",
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+
+    def log(self, record: dict, step: int) -> None:
+        """Send one epoch's record."""
+        self.run.log(record, step=step)
+
+    def finish(self) -> None:
+        """Flush and close the run."""
+        self.run.finish()
+
+
+def make_logger(cfg: DictConfig, folder: Path) -> NoLogger:
+    """The logger that `cfg.logger.name` selects."""
+    if cfg.logger.name == "wandb":
+        return WandbLogger(cfg, folder, folder.name)
+    return NoLogger()

@@ -1,0 +1,36 @@
+"""Devices and number formats: where a run computes and in which precision."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from lesam.engine.errors import UserError
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is cuda when a GPU is visible, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("trainer.device=cuda but no CUDA device is visible; use trainer.device=auto or cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`auto` is bf16 on cuda and fp32 on cpu; fp16 needs cuda."""
+    if name == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("trainer.precision=fp16 needs a CUDA device; use fp32 or bf16 on the cpu")
+    return name
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager:
+    """Mixed-precision autocast for bf16/fp16; nothing for fp32."""
+    if precision not in DTYPES:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])

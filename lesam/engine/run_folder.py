@@ -1,0 +1,100 @@
+"""One run's folder: its config, per-epoch metrics, final result and checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lesam.engine.errors import UserError
+from lesam.engine.files import save_torch, write_json, write_text
+
+
+class RunFolder:
+    """`.hydra/` (the composed config), `metrics.jsonl`, `final.json`, `last.pt` and `train.log`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.metrics = self.path / "metrics.jsonl"
+        self.final = self.path / "final.json"
+        self.checkpoint = self.path / "last.pt"
+        self.log = self.path / "train.log"
+
+    def is_finished(self) -> bool:
+        """Whether the run has written its result."""
+        return self.final.exists()
+
+    def read_final(self) -> dict:
+        """The run's result."""
+        return json.loads(self.final.read_text())
+
+    @contextmanager
+    def removed_on_failure(self) -> Iterator[None]:
+        """Remove the folder again if it was new and the block fails: no half-written runs."""
+        new = not self.path.exists() or not any(self.path.iterdir())
+        try:
+            yield
+        except BaseException:
+            if new:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def check_writable(self) -> None:
+        """Fail early, with the folder named, if the run could not write its files."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(
+                f"cannot create the run folder '{self.path}' ({error.strerror}); set output_root=<a writable folder>"
+            ) from error
+        if not os.access(self.path, os.W_OK):
+            raise UserError(f"the run folder '{self.path}' is not writable; set output_root=<a writable folder>")
+
+    def write_config(self, cfg: DictConfig, overrides: list[str]) -> None:
+        """Save the composed config and the command-line overrides under .hydra/."""
+        write_text(self.path / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+        write_text(self.path / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+
+    def append_metrics(self, record: dict) -> None:
+        """Append one epoch's line and make it durable."""
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        """All epoch lines written so far."""
+        if not self.metrics.exists():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop lines of epochs after `epoch` (written after the checkpoint a resumed run starts from)."""
+        kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
+        write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_final(self, record: dict) -> None:
+        """Write the run's result; its presence marks the run finished."""
+        write_json(self.final, record)
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Atomically replace last.pt."""
+        save_torch(self.checkpoint, state)
+
+    def load_checkpoint(self) -> dict | None:
+        """last.pt, loaded without running any code; None if there is none."""
+        if not self.checkpoint.exists():
+            return None
+        try:
+            return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise UserError(
+                f"cannot read the checkpoint '{self.checkpoint}' ({type(error).__name__}); "
+                "move it away to start the run over, or delete the run folder"
+            ) from error

@@ -1,0 +1,47 @@
+"""A run folder's name: readable choices plus a hash of every value that changes the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+# keys that change where or how fast a run goes, not what it computes
+OPERATIONAL = {
+    "output_root",
+    "logger",
+    "dataset.root",
+    "dataset.download",
+    "dataset.package_root",
+    "trainer.device",
+    "trainer.workers",
+    "trainer.progress",
+    "trainer.eval_batch_size",
+}
+
+
+def semantic_config(cfg: DictConfig) -> dict:
+    """The resolved job config without Hydra's node and without the operational keys."""
+    job = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    for dotted in OPERATIONAL:
+        *parents, leaf = dotted.split(".")
+        node = job
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return job
+
+
+def run_id(cfg: DictConfig) -> str:
+    """E.g. 'cifar100-wrn28_10-lesam-s0-3f2a9c1e': the same config always gives the same name."""
+    job = semantic_config(cfg)
+    digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{job['dataset']['name']}-{job['model']['name']}-{job['optimizer']['name']}-s{job['seed']}-{digest}"
+
+
+def register_resolver() -> None:
+    """Make `${run_id:}` available to Hydra's run and sweep folder names."""
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda *, _root_: run_id(_root_))

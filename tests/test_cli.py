@@ -1,0 +1,72 @@
+"""Bad input: one line that names the problem and what to do, a non-zero exit, no run folder."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def train(tmp_path, *overrides):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "train.py", f"output_root={out}", "trainer.progress=false", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, out
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["optimizer=lesma"], "unknown optimizer 'lesma'"),
+        (["optimizer.delta=-0.1"], "optimizer.delta"),
+        (["optimizer=sam", "optimizer.rho=0"], "optimizer.rho"),
+        (["trainer.epochz=3"], "epochz"),
+        (["trainer.epochs=many"], "trainer.epochs"),
+        (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
+    ],
+)
+def test_bad_input_gives_one_line(tmp_path, overrides, needle):
+    result, out = train(tmp_path, "model=small_cnn", *overrides)
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert not out.exists() or not any(out.iterdir()), list(out.rglob("*"))
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    result = subprocess.run(
+        [sys.executable, "train.py", f"output_root={blocker}/runs", "dataset=synthetic", "model=small_cnn"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "output_root" in lines[0], result.stderr
+
+
+def test_a_good_run_writes_its_folder(tmp_path):
+    result, out = train(
+        tmp_path,
+        "dataset=synthetic",
+        "dataset.num_train=32",
+        "dataset.num_test=16",
+        "model=mlp",
+        "model.hidden=[8]",
+        "trainer.epochs=1",
+        "trainer.batch_size=16",
+        "trainer.workers=0",
+    )
+    assert result.returncode == 0, result.stderr
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    assert folder.name.startswith("synthetic-mlp-lesam-s0-")
+    assert {p.name for p in folder.iterdir()} >= {".hydra", "metrics.jsonl", "final.json", "last.pt", "train.log"}

@@ -1,0 +1,62 @@
+"""A run stopped after epoch 1 and started again ends exactly as an uninterrupted run."""
+
+import pytest
+import torch
+
+from conftest import compose_config, smoke_overrides
+from lesam.engine import run_folder
+from lesam.engine.run import run
+
+TIMING = {"seconds", "train_seconds", "images_per_s"}
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lesam"])
+def test_resume_after_epoch_one_matches_an_uninterrupted_run(optimizer, tmp_path, monkeypatch):
+    cfg = compose_config(
+        smoke_overrides(
+            tmp_path,
+            "model=small_cnn",
+            "model.width=8",
+            f"optimizer={optimizer}",
+            "trainer.epochs=3",
+            "optimizer.delta_warmup_epochs=1" if optimizer == "lesam" else "seed=0",
+        )
+    )
+    whole = run(cfg, folder=tmp_path / "whole")
+
+    save = run_folder.RunFolder.save_checkpoint
+
+    def save_then_stop(self, state):
+        save(self, state)
+        raise Stop
+
+    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        run(cfg, folder=tmp_path / "parts")
+    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save)
+    assert len((tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()) == 1
+    parts = run(cfg, folder=tmp_path / "parts")
+
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["trainer"]
+    b = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)["trainer"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert strip(run_folder.RunFolder(tmp_path / "whole").read_metrics()) == strip(
+        run_folder.RunFolder(tmp_path / "parts").read_metrics()
+    )
+    assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
+
+
+def test_finished_run_is_skipped(tmp_path):
+    cfg = compose_config(
+        smoke_overrides(tmp_path, "model=mlp", "model.hidden=[16]", "optimizer=sgd", "trainer.epochs=1")
+    )
+    first = run(cfg, folder=tmp_path / "run")
+    stamp = (tmp_path / "run" / "last.pt").stat().st_mtime_ns
+    assert run(cfg, folder=tmp_path / "run") == first
+    assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == stamp
