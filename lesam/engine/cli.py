@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from lesam.engine.errors import UserError
 from lesam.engine.run_id import register_resolver
@@ -65,9 +65,9 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     def wrapped(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
+        except MissingMandatoryValue as error:
+            fail(f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line")
         except UserError as error:
-            if "LESAM_DEBUG" in os.environ:
-                raise
             fail(str(error))
 
     return wrapped

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from lesam.data import build_data
 from lesam.engine.closure import BatchClosure
 from lesam.engine.epoch_stats import EpochStats
+from lesam.engine.evaluation import evaluate
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
@@ -112,18 +113,9 @@ class Trainer:
             "train_seconds": seconds,
         }
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         """Test loss and accuracy (in percent) of the current weights."""
-        self.model.eval()
-        stats = EpochStats(self.device)
-        for inputs, labels in self.test_loader:
-            inputs, labels = self._to_device(inputs, labels)
-            with self.autocast:
-                logits = self.forward(inputs)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            stats.add_batch(loss, logits, labels)
-        return stats.read("test")
+        return evaluate(self.forward, self.test_loader, self.device, self.autocast, self.cfg.trainer.channels_last)
 
     def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)

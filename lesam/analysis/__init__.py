@@ -1,0 +1,1 @@
+"""Analyses of trained checkpoints: `python analyze.py analysis=<name> checkpoint=PATH`."""

@@ -1,0 +1,53 @@
+"""A trained model back from its run folder, for analyses of a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lesam.data import DataSplits, build_data
+from lesam.engine.errors import UserError
+from lesam.engine.precision import resolve_device
+from lesam.models import build_model
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint's run config, its model (eval mode, on `device`) and the run's data splits."""
+
+    checkpoint: Path
+    cfg: DictConfig
+    model: nn.Module
+    data: DataSplits
+    device: torch.device
+
+
+def model_state(state: dict) -> dict:
+    """The model's state_dict inside a run checkpoint (last.pt) or a bare state_dict."""
+    if "trainer" in state:
+        return state["trainer"]["model"]
+    return state.get("model", state)
+
+
+def load_run(checkpoint: Path, device: str = "auto") -> LoadedRun:
+    """Rebuild the model of the run whose folder holds `checkpoint` (its .hydra/config.yaml) and load it."""
+    checkpoint = Path(checkpoint)
+    config = checkpoint.parent / ".hydra" / "config.yaml"
+    if not checkpoint.is_file():
+        raise UserError(f"no checkpoint at '{checkpoint}'; pass checkpoint=<run folder>/last.pt")
+    if not config.is_file():
+        raise UserError(f"no run config at '{config}'; the checkpoint must sit in the run folder that wrote it")
+    cfg = OmegaConf.load(config)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise UserError(f"cannot read the checkpoint '{checkpoint}' ({type(error).__name__})") from error
+    data = build_data(cfg.dataset)
+    model = build_model(cfg.model, data.num_classes, data.channels, data.image_size)
+    model.load_state_dict(model_state(state))
+    target = resolve_device(device)
+    return LoadedRun(checkpoint, cfg, model.to(target).eval(), data, target)
