@@ -1,0 +1,131 @@
+"""The data sets a run can name: CIFAR-10/100, Fashion-MNIST and synthetic images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
+from lesam.data.cutout import Cutout
+from lesam.data.idx import read_idx
+from lesam.data.tensor_dataset import ImageTensorDataset
+from lesam.engine.errors import UserError
+
+CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+CIFAR_AUGMENTS = ("none", "basic", "cutout")  # basic: crop (pad 4) + flip; cutout adds Cutout(16) as the ESAM code
+FASHION_STATS = ((0.2860,), (0.3530,))
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass
+class DataSplits:
+    """A data set's train and test splits and the shape a model must take."""
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    channels: int
+    image_size: int
+
+
+def cifar(cfg: DictConfig) -> DataSplits:
+    """CIFAR-10 or -100 through torchvision, with its standard augmentation on the train split."""
+    from torchvision import datasets, transforms
+
+    mean, std = CIFAR_STATS[cfg.name]
+    if cfg.augment not in CIFAR_AUGMENTS:
+        raise UserError(f"unknown dataset.augment '{cfg.augment}'; choose one of: {', '.join(CIFAR_AUGMENTS)}")
+    crop_flip = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    to_tensor = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    train_steps = {
+        "none": to_tensor,
+        "basic": crop_flip + to_tensor,
+        "cutout": crop_flip + to_tensor + [Cutout(16)],
+    }[cfg.augment]
+    cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
+
+    def split(train: bool, steps: list) -> Dataset:
+        with torchvision_errors(cfg):
+            return cls(cfg.root, train=train, download=cfg.download, transform=transforms.Compose(steps))
+
+    return DataSplits(split(True, train_steps), split(False, to_tensor), cfg.num_classes, 3, 32)
+
+
+def fashion_mnist(cfg: DictConfig) -> DataSplits:
+    """Fashion-MNIST from the Debian package's files where present, else torchvision's copy."""
+    package = Path(cfg.package_root) if cfg.get("package_root") else None
+    if package is not None and all((package / f).exists() for pair in FASHION_FILES.values() for f in pair):
+        arrays = {
+            split: tuple(torch.from_numpy(read_idx(package / f).copy()) for f in files)
+            for split, files in FASHION_FILES.items()
+        }
+    else:
+        from torchvision import datasets
+
+        with torchvision_errors(cfg):
+            arrays = {
+                split: (d.data, d.targets)
+                for split in FASHION_FILES
+                for d in [datasets.FashionMNIST(cfg.root, train=split == "train", download=cfg.download)]
+            }
+    train, test = (ImageTensorDataset(arrays[s][0].unsqueeze(1), arrays[s][1], *FASHION_STATS) for s in FASHION_FILES)
+    return DataSplits(train, test, cfg.num_classes, 1, 28)
+
+
+def synthetic(cfg: DictConfig) -> DataSplits:
+    """Noisy copies of one random pattern per class: deterministic, learnable, no files."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    shape = (cfg.channels, cfg.image_size, cfg.image_size)
+    patterns = torch.randn((cfg.num_classes, *shape), generator=generator)
+
+    def split(n: int) -> ImageTensorDataset:
+        labels = torch.randint(cfg.num_classes, (n,), generator=generator)
+        noisy = patterns[labels] + torch.randn((n, *shape), generator=generator)
+        images = (noisy * 40 + 128).clamp(0, 255).to(torch.uint8)
+        return ImageTensorDataset(images, labels, (0.5,) * cfg.channels, (0.25,) * cfg.channels)
+
+    return DataSplits(split(cfg.num_train), split(cfg.num_test), cfg.num_classes, cfg.channels, cfg.image_size)
+
+
+DATASETS: dict[str, Callable[[DictConfig], DataSplits]] = {
+    "cifar10": cifar,
+    "cifar100": cifar,
+    "fashion_mnist": fashion_mnist,
+    "synthetic": synthetic,
+}
+
+
+def build_data(cfg: DictConfig) -> DataSplits:
+    """The splits of the data set named by `cfg.name`."""
+    if cfg.name not in DATASETS:
+        raise UserError(f"unknown dataset '{cfg.name}'; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[cfg.name](cfg)
+
+
+@contextmanager
+def torchvision_errors(cfg: DictConfig) -> Iterator[None]:
+    """Turn torchvision's 'not found' and failed downloads into one line that says what to do."""
+    try:
+        yield
+    except (RuntimeError, OSError) as error:
+        root = Path(cfg.root).resolve()
+        if cfg.download:
+            raise UserError(
+                f"could not download {cfg.name} into '{root}' ({error}); "
+                "put the files there by hand or set dataset.root to where they are"
+            ) from error
+        raise UserError(
+            f"{cfg.name} not found under '{root}'; set dataset.root to the folder that holds it "
+            "or dataset.download=true"
+        ) from error
