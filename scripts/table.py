@@ -6,10 +6,12 @@ Called by `make table1` ... `make table7`, `make table_lesam_plus`, `make table_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from lesam.engine.cli import fail  # noqa: E402
 from lesam.engine.errors import UserError  # noqa: E402
@@ -39,8 +41,13 @@ def parse(argv: list[str]) -> tuple[str, Options]:
 
 
 def main(argv: list[str]) -> int:
-    """Run the table command; a user mistake ends in one line and status 2."""
+    """Run the table command from the project folder; a user mistake ends in one line and status 2."""
     name, options = parse(argv)
+    if Path.cwd() != ROOT:  # run folders and commands are relative to the project folder
+        for key in ("source", "out", "bench"):
+            if getattr(options, key) is not None:
+                setattr(options, key, getattr(options, key).resolve())
+        os.chdir(ROOT)
     try:
         return make_table(name, options)
     except UserError as error:

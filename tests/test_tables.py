@@ -2,6 +2,7 @@
 numbers file has an entry for every cell of ours."""
 
 import itertools
+import re
 import shlex
 import subprocess
 import sys
@@ -155,3 +156,22 @@ def test_paper_numbers_as_printed():
         for b in ("ResNet-18", "WRN-28-10", "PyramidNet-110")
     ]
     assert lesam_minus_sam == pytest.approx([1.34, 1.49, 1.45])  # Section 5.1's differences
+
+
+def test_readme_shows_every_number_the_paper_prints():
+    readme = (ROOT / "README.md").read_text()
+    for name, t in paper_tables().items():
+        for rows in t.blocks.values():
+            for cells in rows.values():
+                for v in cells.values():
+                    for number in (v.mean, v.std):
+                        if number is None:
+                            continue
+                        forms = {f"{number:.2f}", f"{number:g}"}
+                        assert any(re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", readme) for f in forms), (
+                            name,
+                            number,
+                        )
+    for name, count in PAPER_RUNS.items():
+        if count:
+            assert f"`make {name}`: {count} runs" in readme or f"`make {name}` (the same as" in readme, name
