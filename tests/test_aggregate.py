@@ -46,6 +46,7 @@ def test_table4_from_run_folders(tmp_path):
             write_run(tmp_path, f"run{i:03d}", c.compose(run.args), final)  # names unrelated to the run ids
         sweep_run = c.compose((*planned[0].args, "optimizer.rho=0.2"))  # another radius: not a cell of Table 4
         write_run(tmp_path, "sweep", sweep_run, {"test_acc": 0.0})
+        write_run(tmp_path, "a-stale-copy", c.compose(planned[0].args))  # unfinished, found first: not taken
         states = locate(planned, c)
     result = collect(t, states)
     assert (result.count(FINISHED), result.count(UNFINISHED), result.count(NOT_STARTED)) == (23, 1, 3)

@@ -93,15 +93,21 @@ class TableResult:
 
 
 def index_runs(root: Path) -> dict[str, tuple[Path, dict]]:
-    """Run id -> (folder, config) for every run folder below `root`, the id computed from its saved config."""
+    """Run id -> (folder, config) for every run folder below `root`, the id computed from its saved config.
+
+    Of two folders of one run (a copy, say), a finished one is taken.
+    """
     found: dict[str, tuple[Path, dict]] = {}
     for config_file in sorted(Path(root).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
         try:
             config = OmegaConf.load(config_file)
-            found.setdefault(run_id(config), (folder, OmegaConf.to_container(config, resolve=True)))
+            key = run_id(config)
         except Exception as error:  # noqa: BLE001 - an unreadable folder is reported and left out, not fatal
             log.warning("left out %s: its config cannot be read (%s)", folder, error)
+            continue
+        if key not in found or not (found[key][0] / "final.json").is_file():
+            found[key] = (folder, OmegaConf.to_container(config, resolve=True))
     return found
 
 
@@ -150,7 +156,7 @@ def block_result(
     for column in block.columns:
         if column == block.average:
             continue
-        names = [n for (row, col), r in readings.items() if col == column for v in r.values() for n in v]
+        names = [n for (_, col), r in readings.items() if col == column for v in r.values() for n in v]
         for name in dict.fromkeys(names) or [""]:
             labels[f"{column} · {name}" if name else column] = (column, name)
     stats: dict[tuple[str, str], Stat | None] = {}

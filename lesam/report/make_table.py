@@ -10,9 +10,9 @@ from pathlib import Path
 from lesam.engine.errors import UserError
 from lesam.engine.files import write_text
 from lesam.report import launch
-from lesam.report.aggregate import FINISHED, TableResult, collect, locate
+from lesam.report.aggregate import FINISHED, RunState, TableResult, collect, locate
 from lesam.report.bench import bench_status, read_bench
-from lesam.report.plan import Composer, command_line, composer, missing_configs, runs
+from lesam.report.plan import Composer, Run, command_line, composer, missing_configs, runs
 from lesam.report.render import latex, markdown
 from lesam.report.spec import Table
 from lesam.report.tables import ALIASES, TABLES, table
@@ -62,7 +62,7 @@ def dry_run(t: Table, options: Options) -> None:
     print(f"{t.name}: {len(planned)} runs (dry run: nothing launched)", file=sys.stderr)
 
 
-def launch_runs(t: Table, planned: list, c: Composer, options: Options) -> list[str]:
+def launch_runs(t: Table, planned: list[Run], c: Composer, options: Options) -> list[str]:
     """Launch or resume the runs, then the pending analyses; the commands that failed."""
     if not planned:
         return []
@@ -81,7 +81,7 @@ def build(t: Table, options: Options) -> tuple[TableResult, list[str]]:
     return collect_table(t, states, options.seeds, options.bench), failed
 
 
-def collect_table(t: Table, states: list, seeds: Sequence[int] | None, bench: Path) -> TableResult:
+def collect_table(t: Table, states: list[RunState], seeds: Sequence[int] | None, bench: Path) -> TableResult:
     """The table from its located runs, and for a table of benchmark cells from the JSON at `bench`."""
     timed = any(cell.bench for cell in t.cells)
     result = collect(t, states, seeds, read_bench(bench) if timed and bench.is_file() else {})

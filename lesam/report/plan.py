@@ -86,9 +86,9 @@ def train_argv(args: Sequence[str]) -> list[str]:
     return [python(), "train.py", *args]
 
 
-def analyze_argv(analysis: Analysis, folder: Path, extra: Sequence[str] = ()) -> list[str]:
+def analyze_argv(analysis: Analysis, folder: Path) -> list[str]:
     """The command that runs `analysis` on the checkpoint of the run in `folder`."""
-    return [python(), "analyze.py", *analysis.overrides, f"checkpoint={folder / 'last.pt'}", *extra]
+    return [python(), "analyze.py", *analysis.overrides, f"checkpoint={folder / 'last.pt'}"]
 
 
 def command_line(run: Run, analyses: Sequence[Analysis] = (), folder: Path | None = None) -> str:
