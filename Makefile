@@ -3,7 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test test-slow lint demo clean
+.PHONY: help setup test test-slow lint demo clean smoke tables $(TABLES)
+TABLES := table1 table2 table3 table4 table5 table6 table7 table_lesam_plus table_dg
+# make tableN [DRY=1] [FROM=DIR] [GPUS=0,1,..] [LAUNCHER=slurm] [SEEDS=0,1,2] [BENCH=file] [ARGS="key=value ..."]
+TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
+	$(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(BENCH),--bench $(BENCH)) $(ARGS)
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +33,25 @@ lint: $(STAMP)  ## check style (ruff)
 demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test accuracies
 	$(PY) train.py -m experiment=demo optimizer=sgd,lesam
 	$(PY) scripts/compare.py outputs/demo
+
+table1:  ## Table 1: CIFAR-10/100 x ResNet-18, WRN-28-10, PyramidNet-110 x 7 methods x 3 seeds (126 runs)
+table2:  ## Table 2: ImageNet x ResNet-50, ResNet-101 x 7 methods x 3 seeds (42 runs)
+table3:  ## Table 3: ViT-B/16 fine-tuned on CIFAR-10/100 x SGD, SAM, LE-SAM x 3 seeds (18 runs)
+table4:  ## Table 4: LE-SAM+ on CIFAR-100 x 3 backbones x SAM, LE-SAM, LE-SAM+ x 3 seeds (27 runs)
+table_lesam_plus:  ## the same as table4 (Section 6.1's LE-SAM+ table)
+table5:  ## Table 5: PGD robustness, CIFAR-10/100 x SAM, LE-SAM x 3 seeds (12 runs, each attacked)
+table6:  ## Table 6: time per epoch, from the speed benchmark's JSON (BENCH=file)
+table7:  ## Table 7: CIFAR-100-LT x imbalance 100, 50 x GLMC, +SAM, +LE-SAM x 3 seeds (18 runs)
+table_dg:  ## domain generalisation: PACS, VLCS x 4 source domains x ERM++, SAM, LE-SAM x 3 seeds (72 runs)
+
+$(TABLES): $(STAMP)
+	@$(PY) scripts/table.py $@ $(if $(FROM),--from $(FROM)) $(TABLE_OPTIONS)
+
+tables: $(STAMP)  ## write every table from the runs under outputs/ (or FROM=DIR); launches nothing
+	@$(PY) scripts/table.py all --from $(or $(FROM),outputs) $(TABLE_OPTIONS)
+
+smoke: $(STAMP)  ## every experiment preset for 2 steps, tiny, on synthetic data; then every table end to end
+	$(PY) scripts/smoke.py
 
 clean:  ## remove caches and the demo's runs (keeps .venv and outputs/ of real runs)
 	rm -rf outputs/demo .pytest_cache

@@ -1,0 +1,42 @@
+"""Table 6's numbers: seconds per epoch from the JSON that the speed benchmark (scripts/bench.py) writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lesam.engine.errors import UserError
+from lesam.report.plan import ROOT
+
+BENCH_SCRIPT = ROOT / "scripts" / "bench.py"
+IDENTITY = ("model", "optimizer")
+MEASURE = "s_per_epoch"
+
+
+def read_bench(path: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(model, optimizer) -> {setting: seconds per epoch} from a benchmark JSON.
+
+    The JSON is a list of records (or {"records": [...]}), each with `model`, `optimizer` and `s_per_epoch`;
+    the record's other text and boolean fields name its setting (e.g. loader=gpu, compile=True).
+    """
+    data = json.loads(Path(path).read_text())
+    records = data.get("records") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise UserError(f"'{path}' holds no list of benchmark records; expected a list or {{\"records\": [...]}}")
+    measured: dict[tuple[str, str], dict[str, float]] = {}
+    for record in records:
+        missing = [k for k in (*IDENTITY, MEASURE) if k not in record]
+        if missing:
+            raise UserError(f"a record of '{path}' lacks {', '.join(missing)}: {record}")
+        setting = ", ".join(f"{k}={v}" for k, v in record.items() if k not in IDENTITY and isinstance(v, str | bool))
+        measured.setdefault((record["model"], record["optimizer"]), {})[setting] = float(record[MEASURE])
+    return measured
+
+
+def bench_status(path: Path) -> str | None:
+    """Why Table 6 has no numbers of ours yet, or None when the benchmark's JSON is there."""
+    if Path(path).is_file():
+        return None
+    if not BENCH_SCRIPT.is_file():
+        return "No measurements of ours: scripts/bench.py (the speed benchmark) does not exist yet."
+    return f"No measurements of ours: no benchmark JSON at '{path}'; run `make bench` and pass BENCH=<its JSON>."

@@ -1,0 +1,130 @@
+"""What `make tableN` does: list, launch or resume a table's runs, then write the table from run folders."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lesam.engine.errors import UserError
+from lesam.engine.files import write_text
+from lesam.report import launch
+from lesam.report.aggregate import FINISHED, RunState, TableResult, collect, locate
+from lesam.report.bench import bench_status, read_bench
+from lesam.report.plan import Composer, Run, command_line, composer, missing_configs, runs
+from lesam.report.render import latex, markdown
+from lesam.report.spec import Table
+from lesam.report.tables import ALIASES, TABLES, table
+
+
+@dataclass
+class Options:
+    """The knobs of `make tableN`: DRY, FROM, GPUS, LAUNCHER, SEEDS, ARGS, OUT and BENCH."""
+
+    dry: bool = False
+    source: Path | None = None  # FROM: render from the run folders below this folder, launch nothing
+    gpus: tuple[str, ...] = ()  # one run per GPU, each pinned to its device
+    launcher: str | None = None  # a configs/launcher option for the multiruns (e.g. slurm)
+    seeds: tuple[int, ...] | None = None  # instead of the table's seeds
+    extra: tuple[str, ...] = ()  # overrides added to every run
+    out: Path = Path("tables")
+    bench: Path = Path("outputs/bench.json")
+    runner: launch.Runner = field(default=launch.subprocess_runner)
+
+
+def resolve(name: str) -> Table:
+    """The table called `name`, or a UserError listing the names."""
+    try:
+        return table(name)
+    except KeyError:
+        names = ", ".join([*TABLES, *ALIASES])
+        raise UserError(f"unknown table '{name}'; choose one of: {names} (or all)") from None
+
+
+def check_configs(t: Table, extra: Sequence[str]) -> None:
+    """Stop with one line when a config that the table's runs choose does not exist yet."""
+    missing = missing_configs(t, extra)
+    if missing:
+        raise UserError(f"{t.name} needs {', '.join(missing)}, which this checkout does not have yet")
+
+
+def dry_run(t: Table, options: Options) -> None:
+    """Print one line per run, the full command that runs it (and its analyses)."""
+    planned = runs(t, options.seeds, lambda _: options.extra)
+    if t.analyses:
+        with composer() as c:
+            lines = [command_line(r, t.analyses, c.folder(r)) for r in planned]
+    else:
+        lines = [command_line(r) for r in planned]
+    for line in lines:
+        print(line)
+    print(f"{t.name}: {len(planned)} runs (dry run: nothing launched)", file=sys.stderr)
+
+
+def launch_runs(t: Table, planned: list[Run], c: Composer, options: Options) -> list[str]:
+    """Launch or resume the runs, then the pending analyses; the commands that failed."""
+    if not planned:
+        return []
+    if options.gpus:
+        return launch.per_gpu(planned, c, options.gpus, t.analyses, options.runner)
+    failed = launch.sequential(planned, options.launcher, options.runner)
+    return failed + launch.analyses(planned, c, t.analyses, options.runner)
+
+
+def build(t: Table, options: Options) -> tuple[TableResult, list[str]]:
+    """Launch (unless FROM), locate the runs, and collect the table; also the commands that failed."""
+    planned = runs(t, options.seeds, lambda _: options.extra)
+    with composer() as c:
+        failed = [] if options.source is not None else launch_runs(t, planned, c, options)
+        states = locate(planned, c, options.source)
+    return collect_table(t, states, options.seeds, options.bench), failed
+
+
+def collect_table(t: Table, states: list[RunState], seeds: Sequence[int] | None, bench: Path) -> TableResult:
+    """The table from its located runs, and for a table of benchmark cells from the JSON at `bench`."""
+    timed = any(cell.bench for cell in t.cells)
+    result = collect(t, states, seeds, read_bench(bench) if timed and bench.is_file() else {})
+    if timed and (reason := bench_status(bench)):
+        result.notes.insert(0, reason)
+    return result
+
+
+def write_table(result: TableResult, out: Path) -> list[Path]:
+    """Write <out>/<table>.md and .tex; their paths."""
+    paths = [out / f"{result.table.name}.md", out / f"{result.table.name}.tex"]
+    write_text(paths[0], markdown(result))
+    write_text(paths[1], latex(result))
+    return paths
+
+
+def make_table(name: str, options: Options) -> int:
+    """`make <name>`: 0 when every launched command succeeded, 1 otherwise (the table is written either way)."""
+    if options.source is not None and not options.source.is_dir():
+        raise UserError(f"FROM={options.source} is not a folder; pass the folder that holds the run folders")
+    names = list(TABLES) if name == "all" else [resolve(name).name]
+    if name == "all" and not (options.dry or options.source is not None):
+        raise UserError("'all' only lists (DRY=1) or renders (FROM=DIR); launch the tables one by one")
+    status = 0
+    for t in (TABLES[n] for n in names):
+        try:
+            check_configs(t, options.extra)
+        except UserError as error:
+            if name != "all":
+                raise
+            print(f"skipped: {error}", file=sys.stderr)
+            continue
+        if options.dry:
+            dry_run(t, options)
+            continue
+        result, failed = build(t, options)
+        paths = write_table(result, options.out)
+        print(markdown(result))
+        unfinished = len(result.states) - result.count(FINISHED)
+        summary = f"{t.name}: wrote {', '.join(map(str, paths))}"
+        summary += f"; {unfinished} of {len(result.states)} runs without a result" if unfinished else ""
+        print(summary, file=sys.stderr)
+        for command in failed:
+            print(f"failed: {command}", file=sys.stderr)
+        status = max(status, 1 if failed else 0)
+    return status

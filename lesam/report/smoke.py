@@ -1,0 +1,164 @@
+"""`make smoke`: every experiment preset for 2 steps at tiny size, then every table rendered end to end.
+
+Runs go in-process on the CPU, on synthetic data, with the models shrunk. A preset is made tiny by
+SMOKE_DATA and SMOKE_TRAINER, plus its model's entry in TINY_MODELS; a preset that needs something else
+gets one line in PRESETS (its overrides replace SMOKE_DATA), a new model one line in TINY_MODELS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from lesam.analysis.run import run_analysis
+from lesam.engine.errors import UserError
+from lesam.engine.run import run as train
+from lesam.report.aggregate import locate
+from lesam.report.launch import pending_analyses
+from lesam.report.make_table import check_configs, collect_table, write_table
+from lesam.report.plan import CONFIGS, Composer, composer, runs
+from lesam.report.tables import TABLES
+
+SMOKE_DATA = ("dataset=synthetic", "dataset.num_train=32", "dataset.num_test=16", "dataset.image_size=8")
+SMOKE_TRAINER = (
+    "trainer.max_steps=2",
+    "trainer.batch_size=16",
+    "trainer.eval_batch_size=16",
+    "trainer.workers=0",
+    "trainer.device=cpu",
+    "trainer.precision=fp32",
+    "trainer.compile=false",
+    "trainer.progress=false",
+    "logger=none",
+)
+TINY_MODELS: dict[str, tuple[str, ...]] = {
+    "resnet18": ("model.width=4",),
+    "wrn28_10": ("model.depth=10", "model.widen_factor=1"),
+    "pyramidnet110": ("model.depth=8", "model.alpha=12"),
+    "small_cnn": ("model.width=8",),
+    "mlp": ("model.hidden=[32]",),
+}
+PRESETS: dict[str, tuple[str, ...]] = {}  # preset -> its smoke data overrides, where SMOKE_DATA does not fit
+ANALYSIS = ("device=cpu",)
+
+
+def presets() -> list[str]:
+    """Every experiment preset in configs/experiment."""
+    return sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+def preset_of(overrides: Sequence[str]) -> str | None:
+    """The experiment preset an override list chooses, if any."""
+    return next((o.partition("=")[2] for o in overrides if o.startswith("experiment=")), None)
+
+
+class Shrinker:
+    """The smoke overrides of a run: data, trainer, its model's tiny size, and where it writes."""
+
+    def __init__(self, c: Composer, output_root: Path) -> None:
+        self.composer, self.output_root = c, output_root
+        self._models: dict[tuple, str] = {}
+
+    def model(self, overrides: Sequence[str]) -> str:
+        """The model that `overrides` train (cached per preset and model choice)."""
+        key = tuple(o for o in overrides if o.startswith(("experiment=", "model=")))
+        if key not in self._models:
+            self._models[key] = self.composer.compose(key).model.name
+        return self._models[key]
+
+    def __call__(self, overrides: Sequence[str]) -> tuple[str, ...]:
+        data = PRESETS.get(preset_of(overrides) or "", SMOKE_DATA)
+        tiny = TINY_MODELS.get(self.model(overrides), ())
+        return (*data, *SMOKE_TRAINER, *tiny, f"output_root={self.output_root}")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny tensors gain nothing from more, and lose much on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def own_log_handlers() -> Iterator[None]:
+    """Remove the log handlers that runs add to the root logger (Hydra resets them between its jobs)."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def train_in_process(cfg: DictConfig, folder: Path) -> dict:
+    """Train (or skip, if finished) one run in this process."""
+    with own_log_handlers():
+        return train(cfg, folder=folder)
+
+
+@dataclass
+class SmokeReport:
+    """What the smoke did: runs of each preset, tables written, and what it skipped or failed, with why."""
+
+    presets: dict[str, Path] = field(default_factory=dict)
+    tables: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeReport) -> None:
+    """Two steps of each preset on its own."""
+    shrink = Shrinker(c, root / "presets")
+    for name in names:
+        overrides = (f"experiment={name}",)
+        try:
+            cfg = c.compose((*overrides, *shrink(overrides)))
+            folder = root / "presets" / name
+            train_in_process(cfg, folder)
+            report.presets[name] = folder
+        except Exception as error:  # noqa: BLE001 - every preset is tried; each failure is reported with its cause
+            report.failed[name] = f"{type(error).__name__}: {error}; give it smoke overrides in PRESETS ({__name__})"
+
+
+def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport) -> None:
+    """Seed 0 of each of the table's runs in-process, its analyses, then the table from those folders."""
+    t = TABLES[name]
+    planned = runs(t, seeds=t.seeds[:1], extra=Shrinker(c, root / "runs"))
+    for run in planned:
+        folder = c.folder(run)
+        train_in_process(c.compose(run.args), folder)
+        for analysis in pending_analyses(run, folder, t.analyses):
+            checkpoint = f"checkpoint={folder / 'last.pt'}"
+            run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
+    result = collect_table(t, locate(planned, c), t.seeds[:1], root / "bench.json")
+    report.tables[name] = write_table(result, root / "tables")
+
+
+def smoke(root: Path, tables: Sequence[str] | None = None, preset_names: Sequence[str] | None = None) -> SmokeReport:
+    """Run the presets and render the tables (all of each by default) under `root`."""
+    report = SmokeReport()
+    with composer() as c, one_thread():
+        smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report)
+        for name in TABLES if tables is None else tables:
+            try:
+                check_configs(TABLES[name], ())
+            except UserError as error:
+                report.skipped[name] = str(error)
+                continue
+            try:
+                smoke_table(c, Path(root), name, report)
+            except Exception as error:  # noqa: BLE001 - every table is tried; each failure is reported
+                report.failed[name] = f"{type(error).__name__}: {error}"
+    return report

@@ -1,0 +1,49 @@
+"""Every experiment preset for 2 steps at tiny size, then every table end to end: python scripts/smoke.py
+
+Called by `make smoke`. Writes into --root (default outputs/smoke), which it clears first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lesam.engine.cli import fail  # noqa: E402
+from lesam.report.smoke import smoke  # noqa: E402
+
+MARKER = ".smoke"  # only a folder that holds it is cleared
+
+
+def fresh(root: Path) -> None:
+    """Empty `root` if an earlier smoke made it; refuse any other non-empty folder."""
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).is_file():
+            fail(f"'{root}' is not empty and was not made by the smoke; pass --root <a new folder>")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).touch()
+
+
+def main(argv: list[str]) -> int:
+    """Run the smoke; 1 when a preset or a table failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("outputs/smoke"), help="where the runs and tables go")
+    root = parser.parse_args(argv).root
+    fresh(root)
+    report = smoke(root)
+    print(f"presets: {len(report.presets)} ran 2 steps ({', '.join(report.presets)})")
+    for name, paths in report.tables.items():
+        print(f"{name}: {', '.join(map(str, paths))}")
+    for name, reason in report.skipped.items():
+        print(f"skipped {name}: {reason}")
+    for name, reason in report.failed.items():
+        print(f"FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,141 @@
+"""Tables from run folders written by the test: the right mean and std per cell, missing cells marked,
+runs found by their config (not their folder's name), the paper's number beside ours."""
+
+import json
+import statistics
+
+import pytest
+from omegaconf import OmegaConf
+
+from lesam.engine.errors import UserError
+from lesam.report.aggregate import FINISHED, NOT_STARTED, UNFINISHED, Stat, collect, locate
+from lesam.report.bench import read_bench
+from lesam.report.paper import PaperValue
+from lesam.report.plan import composer, runs
+from lesam.report.render import latex, latex_escape, markdown, ours, paper
+from lesam.report.spec import Metric, Table, TargetDomainMean
+from lesam.report.tables import grid, quoted, table
+
+
+def write_run(root, name, cfg, final=None):
+    """A run folder as train.py leaves it: .hydra/config.yaml, and final.json once finished."""
+    folder = root / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    if final is not None:
+        (folder / "final.json").write_text(json.dumps(final))
+    return folder
+
+
+def accuracy(overrides, seed):
+    """A distinct, known accuracy per run."""
+    return 60.0 + 3.0 * (hash(overrides) % 7) + 0.37 * seed**2
+
+
+def test_table4_from_run_folders(tmp_path):
+    t = table("table4")
+    planned = runs(t, extra=lambda _: (f"output_root={tmp_path}",))
+    absent = ("experiment=cifar100_pyramidnet110", "optimizer=lesam_plus")  # a cell with no run at all
+    unfinished = (("experiment=cifar100_wrn28_10", "optimizer=sam"), 2)  # one run without final.json
+    with composer() as c:
+        for i, run in enumerate(planned):
+            if run.overrides == absent:
+                continue
+            done = (run.overrides, run.seed) != unfinished
+            final = {"test_acc": accuracy(run.overrides, run.seed)} if done else None
+            write_run(tmp_path, f"run{i:03d}", c.compose(run.args), final)  # names unrelated to the run ids
+        sweep_run = c.compose((*planned[0].args, "optimizer.rho=0.2"))  # another radius: not a cell of Table 4
+        write_run(tmp_path, "sweep", sweep_run, {"test_acc": 0.0})
+        write_run(tmp_path, "a-stale-copy", c.compose(planned[0].args))  # unfinished, found first: not taken
+        states = locate(planned, c)
+    result = collect(t, states)
+    assert (result.count(FINISHED), result.count(UNFINISHED), result.count(NOT_STARTED)) == (23, 1, 3)
+    (block,) = result.blocks
+    for row, column, overrides in [(c.row, c.column, c.overrides) for c in t.blocks[0].cells]:
+        stat = block.stats[row, column]
+        seeds = [s for s in (0, 1, 2) if overrides != absent and (overrides, s) != unfinished]
+        values = [accuracy(overrides, s) for s in seeds]
+        assert (stat.n, stat.expected) == (len(values), 3)
+        if len(values) >= 2:
+            assert stat.mean == pytest.approx(statistics.mean(values))
+            assert stat.std == pytest.approx(statistics.stdev(values))
+    assert block.stats["PyramidNet-110", "LE-SAM+"].mean is None
+    assert block.paper["ResNet-18", "SAM"] == PaperValue(80.17)
+    text = markdown(result)
+    assert "| PyramidNet-110 |" in text and "missing (0/3) | 86.19 |" in text
+    assert "(2/3) | 83.42 |" in text
+    assert "Runs: 23 of 27 finished, 1 unfinished, 3 not started." in text
+    assert r"\begin{tabular}" in latex(result) and "missing (0/3)" in latex(result)
+
+
+def dg_like_table():
+    """A table of the domain-generalisation kind that composes without other issues' configs."""
+    domains = {d: (f"+dataset.source_domain={d}",) for d in ("a", "b", "c")}
+    rows = {"SGD": ("optimizer=sgd",), "SAM": ("optimizer=sam",)}
+    fixed = ("dataset=synthetic", "model=mlp")
+    main = grid("Toy", rows, domains, fixed=fixed, swept="rows", metric=TargetDomainMean(), average="Avg")
+    groups = grid("Groups", rows, domains, fixed=fixed, swept="rows", metric=Metric(key="shot_acc"))
+    return Table("toy", "A toy table", (quoted(main, ("Other work",)), groups), seeds=(0, 1))
+
+
+def test_target_domain_mean_average_column_and_named_values(tmp_path):
+    t = dg_like_table()
+    planned = runs(t, extra=lambda _: (f"output_root={tmp_path}",))
+    domain_acc = {"a": 10.0, "b": 20.0, "c": 60.0}
+    with composer() as c:
+        for i, run in enumerate(planned):
+            source = run.overrides[2].partition("=")[2]
+            if run.overrides[-1] == "optimizer=sam" and source == "b" and run.seed == 1:
+                continue  # SAM misses one run: its average loses that seed
+            scale = 1 + run.seed
+            final = {"domain_acc": {d: v * scale for d, v in domain_acc.items()}, "shot_acc": {"many": 5.0 * scale}}
+            write_run(tmp_path, f"run{i}", c.compose(run.args), final)
+        result = collect(t, locate(planned, c))
+    toy, groups = result.blocks
+    targets = {s: statistics.mean(v for d, v in domain_acc.items() if d != s) for s in domain_acc}
+    assert toy.stats["SGD", "a"].values == {0: targets["a"], 1: 2 * targets["a"]}
+    expected_avg = [statistics.mean(targets.values()) * (1 + seed) for seed in (0, 1)]
+    assert toy.stats["SGD", "Avg"].mean == pytest.approx(statistics.mean(expected_avg))
+    assert toy.stats["SGD", "Avg"].std == pytest.approx(statistics.stdev(expected_avg))
+    assert toy.stats["SAM", "Avg"].values == pytest.approx({0: expected_avg[0]})
+    assert toy.stats["Other work", "a"] is None and "not run here" in markdown(result)
+    assert groups.columns == ["a · many", "b · many", "c · many"]
+    assert groups.stats["SGD", "b · many"].values == {0: 5.0, 1: 10.0}
+    assert groups.paper["SGD", "b · many"] is None  # the paper has no such cell: '—'
+
+
+def test_table6_from_benchmark_json(tmp_path):
+    records = [
+        {
+            "model": "resnet18",
+            "optimizer": "sam",
+            "loader": "gpu",
+            "compile": True,
+            "s_per_epoch": 1.25,
+            "images_per_s": 4e4,
+        },
+        {"model": "resnet18", "optimizer": "sam", "loader": "torch", "compile": False, "s_per_epoch": 7.5},
+        {"model": "resnet18", "optimizer": "lesam", "loader": "gpu", "compile": True, "s_per_epoch": 1.5},
+    ]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"records": records}))
+    result = collect(table("table6"), [], bench=read_bench(path))
+    (block,) = result.blocks
+    fast, slow = "s/epoch · loader=gpu, compile=True", "s/epoch · loader=torch, compile=False"
+    assert block.columns == [fast, slow]
+    assert block.stats["ResNet-18 SAM", fast].mean == 1.25 and block.stats["ResNet-18 SAM", slow].mean == 7.5
+    assert block.stats["ResNet-18 LE-SAM", slow].n == 0 and block.stats["WRN-28-10 SAM", fast].n == 0
+    assert block.paper["ResNet-18 SAM", fast] == PaperValue(9.06)
+    path.write_text(json.dumps([{"model": "resnet18", "s_per_epoch": 1.0}]))
+    with pytest.raises(UserError, match="lacks optimizer"):
+        read_bench(path)
+
+
+def test_cell_and_paper_formats():
+    assert ours(Stat({0: 80.0, 1: 81.0, 2: 82.0}, 3)) == "81.00 ± 1.00 (3/3)"
+    assert ours(Stat({0: 80.123}, 3)) == "80.12 (1/3)"
+    assert ours(Stat({}, 3)) == "missing (0/3)"
+    assert ours(None) == "not run here"
+    assert paper(PaperValue(98.08, 0.11)) == "98.08 ± 0.11"
+    assert paper(PaperValue(None)) == "not stated" and paper(None) == "—"
+    assert latex_escape("acc (%) 1 ± 2 · x_y & z") == r"acc (\%) 1 $\pm$ 2 $\cdot$ x\_y \& z"

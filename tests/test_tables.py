@@ -1,0 +1,177 @@
+"""Each table's runs are exactly the paper's, DRY lists them one command per line, and the paper's
+numbers file has an entry for every cell of ours."""
+
+import itertools
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from lesam.report.make_table import Options, dry_run
+from lesam.report.paper import paper_tables
+from lesam.report.plan import missing_configs, multiruns, runs
+from lesam.report.tables import ALIASES, TABLES, table
+
+PAPER_RUNS = {  # the paper's runs: cells x seeds 0, 1, 2
+    "table1": 2 * 3 * 7 * 3,
+    "table2": 2 * 7 * 3,
+    "table3": 2 * 3 * 3,
+    "table4": 3 * 3 * 3,
+    "table5": 2 * 2 * 3,
+    "table6": 0,
+    "table7": 2 * 3 * 3,
+    "table_dg": 2 * 4 * 3 * 3,
+}
+
+
+def skip_if_missing(name, extra=()):
+    """Skip, naming the configs, when another issue's configs are not on this branch yet."""
+    missing = missing_configs(table(name), extra)
+    if missing:
+        reason = f"{name} needs {', '.join(missing)} (not on this branch yet)"
+        print(reason)
+        pytest.skip(reason)
+
+
+def test_every_table_has_a_count():
+    assert set(PAPER_RUNS) == set(TABLES)
+    assert table("table_lesam_plus") is table("table4") and set(ALIASES) == {"table_lesam_plus"}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RUNS))
+def test_run_count_is_the_papers(name):
+    planned = runs(table(name))
+    assert len(planned) == PAPER_RUNS[name]
+    assert len(set(planned)) == len(planned)
+    assert all(r.seed in (0, 1, 2) for r in planned)
+
+
+def test_table1_is_datasets_by_backbones_by_methods_by_seeds():
+    planned = {(r.overrides, r.seed) for r in runs(table("table1"))}
+    families = [
+        f"experiment={d}_{m}" for d in ("cifar10", "cifar100") for m in ("resnet18", "wrn28_10", "pyramidnet110")
+    ]
+    methods = [f"optimizer={o}" for o in ("sgd", "eigensam", "asam", "esam", "fsam", "sam", "lesam")]
+    assert planned == {((f, o), s) for f, o, s in itertools.product(families, methods, (0, 1, 2))}
+
+
+def test_table4_shares_table1s_cifar100_sam_and_lesam_runs():
+    table1, table4 = set(runs(table("table1"))), set(runs(table("table4")))
+    shared = {r for r in table4 if r.overrides[-1] in ("optimizer=sam", "optimizer=lesam")}
+    assert len(shared) == 18 and shared <= table1
+    assert {r.overrides[-1] for r in table4 - shared} == {"optimizer=lesam_plus"}
+
+
+def test_domain_generalisation_runs_each_source_domain_with_erm_plus_plus():
+    planned = runs(table("table_dg"))
+    assert all(r.overrides[1] == "method=ermpp" for r in planned)
+    sources = {o for r in planned for o in r.overrides if o.startswith("dataset.source_domain=")}
+    assert len(sources) == 8
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RUNS))
+def test_multiruns_cover_exactly_the_runs(name):
+    planned = runs(table(name))
+    expanded = {
+        ((*m.fixed, f"{m.key}={v}") if m.key else m.fixed, s)
+        for m in multiruns(planned)
+        for v in m.values or [None]
+        for s in m.seeds
+    }
+    assert expanded == {(r.overrides, r.seed) for r in planned}
+    if name == "table1":
+        assert len(multiruns(planned)) == 6  # one `train.py -m` per cell family, sweeping the 7 methods
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RUNS))
+def test_dry_listing_has_one_full_command_per_run(name, capsys):
+    skip_if_missing(name)
+    dry_run(table(name), Options(dry=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == PAPER_RUNS[name]
+    for line, run in zip(lines, runs(table(name)), strict=True):
+        train = shlex.split(line.split(" && ")[0])
+        assert train[1] == "train.py" and train[2:] == list(run.args)
+        for analysis in table(name).analyses:
+            assert f" && {shlex.join([train[0], 'analyze.py', *analysis.overrides])} checkpoint=" in line
+
+
+def test_make_dry_prints_exactly_the_runs():
+    result = subprocess.run(
+        ["make", "-s", "table4", "DRY=1", f"PY={sys.executable}", "STAMP=Makefile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 27 and all(" train.py experiment=cifar100_" in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["table9", "--dry"], "unknown table 'table9'"),
+        (["table4", "--from", "/nonexistent/runs"], "FROM=/nonexistent/runs"),
+        (["table4", "--dry", "experiment=nope"], "configs/experiment/nope.yaml"),
+        (["all"], "'all' only lists"),
+    ],
+)
+def test_table_command_mistakes_give_one_line(args, needle):
+    result = subprocess.run(
+        [sys.executable, "scripts/table.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+
+
+def test_paper_numbers_have_an_entry_for_every_cell_of_ours():
+    paper = paper_tables()
+    assert set(paper) == set(TABLES)
+    for name, t in TABLES.items():
+        for block in t.blocks:
+            if block.title not in paper[name].blocks:
+                continue  # a block of ours only (e.g. Table 7's shot groups)
+            cells = {(c.row, c.column) for c in block.cells} | {(r, block.average) for r in block.rows if block.average}
+            printed = {(r, c) for r, cols in paper[name].blocks[block.title].items() for c in cols}
+            assert cells == printed, (name, block.title, cells ^ printed)
+
+
+def test_paper_numbers_as_printed():
+    paper = paper_tables()
+    assert all(v.mean is None for rows in paper["table1"].blocks.values() for r in rows.values() for v in r.values())
+    assert paper["table2"].value("ImageNet", "ResNet-101", "LE-SAM").mean == 79.31
+    vit = paper["table3"].value("ViT-B/16", "LE-SAM", "CIFAR-10")
+    assert (vit.mean, vit.std) == (98.72, 0.08)
+    assert paper["table4"].value("CIFAR-100", "WRN-28-10", "LE-SAM+").mean == 85.06
+    assert paper["table7"].value("CIFAR-100-LT", "GLMC + LE-SAM", "100").mean is None
+    assert paper["table_dg"].value("VLCS", "LE-SAM", "Avg").mean == 53.47
+    lesam_minus_sam = [
+        paper["table4"].value("CIFAR-100", b, "LE-SAM").mean - paper["table4"].value("CIFAR-100", b, "SAM").mean
+        for b in ("ResNet-18", "WRN-28-10", "PyramidNet-110")
+    ]
+    assert lesam_minus_sam == pytest.approx([1.34, 1.49, 1.45])  # Section 5.1's differences
+
+
+def test_readme_shows_every_number_the_paper_prints():
+    readme = (ROOT / "README.md").read_text()
+    for name, t in paper_tables().items():
+        for rows in t.blocks.values():
+            for cells in rows.values():
+                for v in cells.values():
+                    for number in (v.mean, v.std):
+                        if number is None:
+                            continue
+                        forms = {f"{number:.2f}", f"{number:g}"}
+                        assert any(re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", readme) for f in forms), (
+                            name,
+                            number,
+                        )
+    for name, count in PAPER_RUNS.items():
+        if count:
+            assert f"`make {name}`: {count} runs" in readme or f"`make {name}` (the same as" in readme, name
