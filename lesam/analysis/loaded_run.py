@@ -12,6 +12,7 @@ from torch import nn
 from lesam.data import DataSplits, build_data
 from lesam.engine.errors import UserError
 from lesam.engine.precision import resolve_device
+from lesam.methods import build_method
 from lesam.models import build_model
 
 
@@ -27,9 +28,9 @@ class LoadedRun:
 
 
 def model_state(state: dict) -> dict:
-    """The model's state_dict inside a run checkpoint (last.pt) or a bare state_dict."""
+    """The tested weights in a run checkpoint (last.pt; a method's `eval_model` if it has one) or a bare state_dict."""
     if "trainer" in state:
-        return state["trainer"]["model"]
+        return state["trainer"].get("method", {}).get("eval_model") or state["trainer"]["model"]
     return state.get("model", state)
 
 
@@ -47,7 +48,8 @@ def load_run(checkpoint: Path, device: str = "auto") -> LoadedRun:
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
         raise UserError(f"cannot read the checkpoint '{checkpoint}' ({type(error).__name__})") from error
     data = build_data(cfg.dataset)
-    model = build_model(cfg.model, data.num_classes, data.channels, data.image_size)
+    backbone = build_model(cfg.model, data.num_classes, data.channels, data.image_size, pretrained=False)
+    model = build_method(cfg, data).wrap(backbone)
     model.load_state_dict(model_state(state))
     target = resolve_device(device)
     return LoadedRun(checkpoint, cfg, model.to(target).eval(), data, target)

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lesam.analysis.accuracy import accuracy
 from lesam.analysis.loaded_run import LoadedRun, load_run
+from lesam.analysis.pgd import pgd
 from lesam.engine.errors import UserError
 from lesam.engine.files import write_json
 
@@ -18,6 +19,7 @@ log = logging.getLogger("lesam")
 # analysis name (configs/analysis/<name>.yaml) -> function of (its config, the loaded run) -> result
 ANALYSES: dict[str, Callable[[DictConfig, LoadedRun], dict]] = {
     "accuracy": accuracy,
+    "pgd": pgd,
 }
 
 

@@ -1,7 +1,8 @@
-"""The data sets a run can name: CIFAR-10/100, Fashion-MNIST and synthetic images."""
+"""The data sets a run can name: CIFAR-10/100, Fashion-MNIST and synthetic images here; the rest in their modules."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-CIFAR_AUGMENTS = ("none", "basic", "cutout")  # basic: crop (pad 4) + flip; cutout adds Cutout(16) as the ESAM code
+# basic: crop (pad 4) + flip; cutout adds Cutout(16) as the ESAM code; reflect pads by reflection (Zhang et al. 2024)
+CIFAR_AUGMENTS = ("none", "basic", "cutout", "reflect")
 FASHION_STATS = ((0.2860,), (0.3530,))
 FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -37,6 +39,10 @@ class DataSplits:
     num_classes: int
     channels: int
     image_size: int
+    mean: tuple[float, ...] | None = None  # the normalisation the splits apply (PGD attacks undo it)
+    std: tuple[float, ...] | None = None
+    class_counts: list[int] | None = None  # training images per class of a long-tailed set: shot-group accuracy
+    test_domains: dict[str, Dataset] | None = None  # each target domain's test set (domain generalisation)
 
 
 def cifar(cfg: DictConfig) -> DataSplits:
@@ -47,11 +53,15 @@ def cifar(cfg: DictConfig) -> DataSplits:
     if cfg.augment not in CIFAR_AUGMENTS:
         raise UserError(f"unknown dataset.augment '{cfg.augment}'; choose one of: {', '.join(CIFAR_AUGMENTS)}")
     crop_flip = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
-    to_tensor = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    reflect = [transforms.RandomCrop(32, padding=4, padding_mode="reflect"), transforms.RandomHorizontalFlip()]
+    size = cfg.get("image_size", 32)  # larger for backbones pretrained at another resolution (ViT: 224)
+    resize = [] if size == 32 else [transforms.Resize(size)]
+    to_tensor = [transforms.ToTensor(), transforms.Normalize(mean, std)] + resize
     train_steps = {
         "none": to_tensor,
         "basic": crop_flip + to_tensor,
         "cutout": crop_flip + to_tensor + [Cutout(16)],
+        "reflect": reflect + to_tensor,
     }[cfg.augment]
     cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
 
@@ -59,7 +69,7 @@ def cifar(cfg: DictConfig) -> DataSplits:
         with torchvision_errors(cfg):
             return cls(cfg.root, train=train, download=cfg.download, transform=transforms.Compose(steps))
 
-    return DataSplits(split(True, train_steps), split(False, to_tensor), cfg.num_classes, 3, 32)
+    return DataSplits(split(True, train_steps), split(False, to_tensor), cfg.num_classes, 3, size, mean, std)
 
 
 def fashion_mnist(cfg: DictConfig) -> DataSplits:
@@ -80,7 +90,7 @@ def fashion_mnist(cfg: DictConfig) -> DataSplits:
                 for d in [datasets.FashionMNIST(cfg.root, train=split == "train", download=cfg.download)]
             }
     train, test = (ImageTensorDataset(arrays[s][0].unsqueeze(1), arrays[s][1], *FASHION_STATS) for s in FASHION_FILES)
-    return DataSplits(train, test, cfg.num_classes, 1, 28)
+    return DataSplits(train, test, cfg.num_classes, 1, 28, *FASHION_STATS)
 
 
 def synthetic(cfg: DictConfig) -> DataSplits:
@@ -89,13 +99,21 @@ def synthetic(cfg: DictConfig) -> DataSplits:
     shape = (cfg.channels, cfg.image_size, cfg.image_size)
     patterns = torch.randn((cfg.num_classes, *shape), generator=generator)
 
+    mean, std = (0.5,) * cfg.channels, (0.25,) * cfg.channels
+
     def split(n: int) -> ImageTensorDataset:
         labels = torch.randint(cfg.num_classes, (n,), generator=generator)
         noisy = patterns[labels] + torch.randn((n, *shape), generator=generator)
         images = (noisy * 40 + 128).clamp(0, 255).to(torch.uint8)
-        return ImageTensorDataset(images, labels, (0.5,) * cfg.channels, (0.25,) * cfg.channels)
+        return ImageTensorDataset(images, labels, mean, std)
 
-    return DataSplits(split(cfg.num_train), split(cfg.num_test), cfg.num_classes, cfg.channels, cfg.image_size)
+    train, test = split(cfg.num_train), split(cfg.num_test)
+    return DataSplits(train, test, cfg.num_classes, cfg.channels, cfg.image_size, mean, std)
+
+
+def _imported(module: str, name: str) -> Callable[[DictConfig], DataSplits]:
+    """A builder from a module that itself imports this one: looked up when called."""
+    return lambda cfg: getattr(importlib.import_module(module), name)(cfg)
 
 
 DATASETS: dict[str, Callable[[DictConfig], DataSplits]] = {
@@ -103,6 +121,10 @@ DATASETS: dict[str, Callable[[DictConfig], DataSplits]] = {
     "cifar100": cifar,
     "fashion_mnist": fashion_mnist,
     "synthetic": synthetic,
+    "cifar100_lt": _imported("lesam.data.long_tail", "cifar100_lt"),
+    "imagenet": _imported("lesam.data.image_folder", "imagenet"),
+    "pacs": _imported("lesam.data.domains", "domain_splits"),
+    "vlcs": _imported("lesam.data.domains", "domain_splits"),
 }
 
 

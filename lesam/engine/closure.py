@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lesam.optim import LossScaler
+
+if TYPE_CHECKING:
+    from lesam.methods import Batch
 
 
 @contextmanager
@@ -26,33 +29,32 @@ def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
 
 
 class BatchClosure:
-    """Runs forward and backward on (inputs, labels) and returns the detached mean loss.
+    """Runs forward and backward on a batch and returns the detached mean loss.
 
-    The first call is the pass at w: its logits are kept for the training accuracy. Later calls
-    are perturbed passes; with `freeze_bn` they leave BatchNorm's running statistics unchanged.
+    `loss(model, batch, autocast)` is the training method's: it runs the forward pass(es) under
+    autocast and returns the mean loss and the logits. The first call is the pass at w: its logits
+    are kept for the training accuracy. Later calls are perturbed passes; with `freeze_bn` they
+    leave BatchNorm's running statistics unchanged.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
+        batch: Batch,
         autocast,
+        loss: Callable[[nn.Module, Batch, AbstractContextManager], tuple[Tensor, Tensor]],
         loss_scaler: LossScaler | None = None,
         freeze_bn: bool = False,
-        label_smoothing: float = 0.0,
     ) -> None:
-        self.model, self.inputs, self.labels = model, inputs, labels
-        self.autocast, self.loss_scaler = autocast, loss_scaler
-        self.freeze_bn, self.label_smoothing = freeze_bn, label_smoothing
+        self.model, self.batch, self.autocast, self.loss = model, batch, autocast, loss
+        self.loss_scaler, self.freeze_bn = loss_scaler, freeze_bn
         self.calls = 0
         self.logits: Tensor | None = None
 
     def __call__(self) -> Tensor:
         frozen = frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()
-        with self.autocast, frozen:
-            logits = self.model(self.inputs)
-        loss = F.cross_entropy(logits.float(), self.labels, label_smoothing=self.label_smoothing)
+        with frozen:
+            loss, logits = self.loss(self.model, self.batch, self.autocast)
         if self.calls == 0:
             self.logits = logits.detach()
         self.calls += 1

@@ -1,4 +1,4 @@
-"""Test loss and accuracy of a model over a loader."""
+"""Test loss and accuracy of a model over a loader, and their breakdowns by domain and by shot group."""
 
 from __future__ import annotations
 
@@ -18,10 +18,15 @@ def evaluate(
     device: torch.device,
     autocast: AbstractContextManager,
     channels_last: bool = False,
+    num_classes: int | None = None,
 ) -> dict:
-    """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end."""
+    """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end.
+
+    With `num_classes`, also `class_acc`: each class's accuracy (percent; None for a class not tested).
+    """
     model.eval()
     stats = EpochStats(device)
+    hits = torch.zeros(2, num_classes or 0, device=device, dtype=torch.float64)  # correct, seen per class
     for inputs, labels in loader:
         inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if channels_last:
@@ -29,4 +34,33 @@ def evaluate(
         with autocast:
             logits = model(inputs)
         stats.add_batch(torch.nn.functional.cross_entropy(logits.float(), labels), logits, labels)
-    return stats.read("test")
+        if num_classes:
+            hits[0].index_add_(0, labels, (logits.argmax(dim=1) == labels).double())
+            hits[1].index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
+    record = stats.read("test")
+    if num_classes:
+        record["class_acc"] = [100.0 * c / n if n else None for c, n in zip(*hits.tolist(), strict=True)]
+    return record
+
+
+def domain_record(tested: dict[str, dict]) -> dict:
+    """Per-domain test results -> their mean loss and accuracy, and `domain_acc`: each domain's accuracy."""
+    return {
+        "test_loss": sum(r["test_loss"] for r in tested.values()) / len(tested),
+        "test_acc": sum(r["test_acc"] for r in tested.values()) / len(tested),
+        "domain_acc": {domain: r["test_acc"] for domain, r in tested.items()},
+    }
+
+
+# training images per class: many-shot > 100, medium-shot 20 to 100, few-shot < 20 (Liu et al., CVPR 2019)
+SHOT_GROUPS = {"many": lambda n: n > 100, "medium": lambda n: 20 <= n <= 100, "few": lambda n: n < 20}
+
+
+def shot_record(record: dict, class_counts: list[int]) -> dict:
+    """Replace `class_acc` by `shot_acc`: the mean class accuracy of each shot group (None if it is empty)."""
+    class_acc = record.pop("class_acc")
+    shot_acc = {}
+    for group, member in SHOT_GROUPS.items():
+        accs = [a for a, n in zip(class_acc, class_counts, strict=True) if member(n) and a is not None]
+        shot_acc[group] = sum(accs) / len(accs) if accs else None
+    return record | {"shot_acc": shot_acc}

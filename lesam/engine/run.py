@@ -15,6 +15,7 @@ from lesam.engine.trainer import Trainer
 from lesam.engine.validate import validate
 
 log = logging.getLogger("lesam")
+BREAKDOWNS = ("domain_acc", "shot_acc")  # per-domain and many/medium/few-shot accuracy, where the data set has them
 
 
 def run_folder() -> Path:
@@ -41,7 +42,8 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
         "optimizer": cfg.optimizer.name,
         "seed": cfg.seed,
         "hyperparameters": {k: cfg.optimizer.get(k) for k in ("lr", "rho", "delta", "rho_max", "alpha")},
-    }
+        "method": cfg.method.name if "method" in cfg else "erm",
+    } | {k: tested[-1][k] for k in BREAKDOWNS if tested and k in tested[-1]}
 
 
 def run(cfg: DictConfig, folder: Path | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -14,8 +15,9 @@ from tqdm import tqdm
 from lesam.data import build_data
 from lesam.engine.closure import BatchClosure
 from lesam.engine.epoch_stats import EpochStats
-from lesam.engine.evaluation import evaluate
+from lesam.engine.evaluation import domain_record, evaluate, shot_record
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
+from lesam.methods import build_method
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
 
@@ -34,8 +36,10 @@ class Trainer:
         self.device = resolve_device(t.device)
         self.precision = resolve_precision(t.precision, self.device)
         self.autocast = autocast(self.precision, self.device)
-        data = build_data(cfg.dataset)
-        self.model = build_model(cfg.model, data.num_classes, data.channels, data.image_size).to(self.device)
+        self.data = data = build_data(cfg.dataset)
+        self.method = build_method(cfg, data)
+        model = build_model(cfg.model, data.num_classes, data.channels, data.image_size)
+        self.model = self.method.wrap(model).to(self.device)
         if t.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward = torch.compile(self.model) if t.compile else self.model
@@ -43,10 +47,16 @@ class Trainer:
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
-        self.train_loader = self._loader(data.train, t.batch_size, shuffle=True)
+        self.train_loader = self._loader(self.method.train_set(data.train), t.batch_size, shuffle=True)
         self.test_loader = self._loader(data.test, t.eval_batch_size, shuffle=False)
+        domains = data.test_domains or {}
+        self.domain_loaders = {name: self._loader(d, t.eval_batch_size, shuffle=False) for name, d in domains.items()}
         self.steps_per_epoch = len(self.train_loader)
-        self.schedule = StepSchedule(cfg.schedule, cfg.optimizer, t.epochs, self.steps_per_epoch)
+        # `trainer.steps` counts optimizer steps instead of epochs: the schedules span exactly that many
+        horizon = t.epochs if t.get("steps") is None else t.steps / self.steps_per_epoch
+        self.epochs = math.ceil(horizon)
+        self.max_steps = min((n for n in (t.max_steps, t.get("steps")) if n is not None), default=None)
+        self.schedule = StepSchedule(cfg.schedule, cfg.optimizer, horizon, self.steps_per_epoch)
         self.epoch, self.step = 0, 0  # epochs finished, optimizer steps taken
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
@@ -63,13 +73,14 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        """Whether the run has trained all its epochs or reached `max_steps`."""
-        max_steps = self.cfg.trainer.max_steps
-        return self.epoch >= self.cfg.trainer.epochs or (max_steps is not None and self.step >= max_steps)
+        """Whether the run has trained all its epochs or steps, or reached `max_steps`."""
+        return self.epoch >= self.epochs or (self.max_steps is not None and self.step >= self.max_steps)
 
     def train_epoch(self) -> dict:
         """Train one epoch; returns its loss, accuracy, radius statistics, speed and seconds."""
         t, seed = self.cfg.trainer, epoch_seed(self.cfg.seed, self.epoch)
+        if self.step == 0:
+            self.method.before_training(self)
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -80,25 +91,26 @@ class Trainer:
         progress = None if t.progress else True  # tqdm's None: shown on a terminal only
         batches = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, disable=progress)
         for inputs, labels in batches:
-            if t.max_steps is not None and self.step >= t.max_steps:
+            if self.max_steps is not None and self.step >= self.max_steps:
                 break
             inputs, labels = self._to_device(inputs, labels)
             self.schedule.apply(self.optimizer, self.step)
+            batch = self.method.batch(inputs, labels, self.step / self.steps_per_epoch)
             closure = BatchClosure(
                 self.forward,
-                inputs,
-                labels,
+                batch,
                 self.autocast,
+                self.method.loss,
                 self.optimizer.loss_scaler,
                 freeze_bn=t.bn_second_pass == "freeze",
-                label_smoothing=t.label_smoothing,
             )
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.optimizer.step(closure)
-            stats.add_batch(loss, closure.logits, labels)
+            stats.add_batch(loss, closure.logits, batch.labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
             self.step += 1
+            self.method.after_step(self.step)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
@@ -114,12 +126,17 @@ class Trainer:
         }
 
     def evaluate(self) -> dict:
-        """Test loss and accuracy (in percent) of the current weights."""
-        return evaluate(self.forward, self.test_loader, self.device, self.autocast, self.cfg.trainer.channels_last)
+        """Test loss and accuracy (percent) of the tested weights; by domain or shot group where the data has them."""
+        model, args = self.method.eval_model(self.forward), (self.device, self.autocast, self.cfg.trainer.channels_last)
+        if self.domain_loaders:
+            return domain_record({d: evaluate(model, loader, *args) for d, loader in self.domain_loaders.items()})
+        counts = self.data.class_counts
+        record = evaluate(model, self.test_loader, *args, num_classes=None if counts is None else self.data.num_classes)
+        return record if counts is None else shot_record(record, counts)
 
     def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)
-        if self.cfg.trainer.channels_last:
+        if self.cfg.trainer.channels_last and inputs.dim() == 4:  # a method's stacked views are not images
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, labels.to(self.device, non_blocking=True)
 
@@ -133,6 +150,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            "method": self.method.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -141,6 +159,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] is not None and self.optimizer.loss_scaler is not None:
             self.optimizer.loss_scaler.load_state_dict(state["scaler"])
+        self.method.load_state_dict(state.get("method", {}))
         self.epoch, self.step = state["epoch"], state["step"]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])

@@ -28,6 +28,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "optimizer.eps": (lambda v: v > 0, "must be > 0"),
     "optimizer.alpha": (lambda v: v >= 0, "must be >= 0", "LE-SAM+ uses 0.5 to 0.6"),
     "optimizer.grad_clip": (lambda v: v is None or v > 0, "must be > 0 or null"),
+    "optimizer.base": _choice("sgd", "adam"),
+    "trainer.steps": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1 or null"),
     "optimizer.delta_warmup_epochs": (lambda v: v is None or v >= 0, "must be >= 0 or null"),
     "optimizer.anneal_start_epoch": (lambda v: v is None or v >= 0, "must be >= 0 or null"),
     "optimizer.start_epoch": (lambda v: v is None or v >= 0, "must be >= 0 or null"),

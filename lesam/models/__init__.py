@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from lesam.models.imagenet_nets import RESNETS, torchvision_resnet, vision_transformer
+from lesam.models.preact_resnet import PreActResNet18
 from lesam.models.pyramidnet import PyramidNet
 from lesam.models.resnet import ResNet18
+from lesam.models.resnet32 import ResNet32
 from lesam.models.small import MLP, SmallCNN
 from lesam.models.wide_resnet import WideResNet
 
@@ -29,12 +32,23 @@ _BUILDERS: dict[str, Builder] = {
     "mlp": lambda cfg, classes, channels, size: MLP(
         classes, in_features=channels * size * size, hidden=list(cfg.hidden)
     ),
+    "resnet32": lambda cfg, classes, channels, size: ResNet32(classes, channels, width=cfg.width),
+    "preact_resnet18": lambda cfg, classes, channels, size: PreActResNet18(classes, channels, width=cfg.width),
+    **dict.fromkeys(RESNETS, torchvision_resnet),
+    "vit_b16": vision_transformer,
 }
 
 
-def build_model(cfg: DictConfig, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    """Build the model `cfg.name` for square images of `in_channels` x `image_size`^2 pixels."""
+def build_model(
+    cfg: DictConfig, num_classes: int, in_channels: int, image_size: int, pretrained: bool = True
+) -> nn.Module:
+    """Build the model `cfg.name` for square images of `in_channels` x `image_size`^2 pixels.
+
+    `pretrained=False` skips reading the file `cfg.weights` names (for weights loaded afterwards).
+    """
     builder = _BUILDERS.get(cfg.name)
     if builder is None:
         raise ValueError(f"unknown model '{cfg.name}'; choose one of: {', '.join(_BUILDERS)}")
+    if not pretrained and cfg.get("weights"):
+        cfg = OmegaConf.merge(cfg, {"weights": None})
     return builder(cfg, num_classes, in_channels, image_size)

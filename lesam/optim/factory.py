@@ -20,6 +20,8 @@ OPTIMIZERS: dict[str, type[SharpnessAware]] = {
     "lesam_plus": LESAM,
 }
 BASE_KEYS = ("lr", "momentum", "weight_decay", "nesterov")
+# optimizer.base (absent = sgd) -> the base optimizer; it takes the BASE_KEYS its constructor names
+BASES: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
 def method_kwargs(cls: type[SharpnessAware], cfg: DictConfig) -> dict:
@@ -29,13 +31,14 @@ def method_kwargs(cls: type[SharpnessAware], cfg: DictConfig) -> dict:
 
 
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> SharpnessAware:
-    """The optimizer named by `cfg.name` over `model`'s parameters, with SGD (fused) as its base."""
+    """The optimizer named by `cfg.name` over `model`'s parameters, with SGD (or `cfg.base`, fused) as its base."""
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{cfg.name}'; choose one of: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[cfg.name]
+    cls, base_cls = OPTIMIZERS[cfg.name], BASES[cfg.get("base", "sgd")]
     params = [p for p in model.parameters() if p.requires_grad]
-    base = {k: cfg[k] for k in BASE_KEYS}
-    optimizer = cls(params, torch.optim.SGD, **method_kwargs(cls, cfg), **base, fused=True)
+    accepted = inspect.signature(base_cls).parameters
+    base = {k: cfg[k] for k in BASE_KEYS if k in accepted}
+    optimizer = cls(params, base_cls, **method_kwargs(cls, cfg), **base, fused=True)
     optimizer.max_grad_norm = cfg.get("grad_clip")
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])

@@ -1,0 +1,174 @@
+"""GLMC's mixtures and loss, ERM++'s linear probe and weight averaging, on tiny models; both resume exactly."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from conftest import compose_config, smoke_overrides, without_hydra
+from lesam.analysis.accuracy import accuracy
+from lesam.analysis.loaded_run import load_run
+from lesam.data import build_data
+from lesam.engine import run_folder
+from lesam.engine.precision import autocast
+from lesam.engine.run import run
+from lesam.engine.trainer import Trainer
+from lesam.methods import build_method
+from lesam.methods.ermpp import WeightAverage
+from lesam.methods.glmc import PairedViews
+from lesam.models import build_model
+
+NO_AUTOCAST = autocast("fp32", torch.device("cpu"))
+
+
+def glmc_setup(*extra):
+    cfg = compose_config(
+        ["dataset=synthetic", "dataset.image_size=8", "model=mlp", "model.hidden=[16]", "method=glmc", *extra]
+    )
+    data = build_data(cfg.dataset)
+    method = build_method(cfg, data)
+    torch.manual_seed(0)
+    model = method.wrap(build_model(cfg.model, data.num_classes, data.channels, data.image_size))
+    return cfg, data, method, model
+
+
+def test_glmc_mixes_each_image_with_its_partner():
+    _, data, method, _ = glmc_setup()
+    images = torch.stack([torch.full((4, 3, 8, 8), float(v)) for v in range(6)]) + torch.arange(4.0).view(1, 4, 1, 1, 1)
+    labels = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [1, 0]])
+    torch.manual_seed(3)
+    batch = method.batch(images, labels, epoch=0.0)
+    lam = (batch.targets[0, 0]).item()
+    assert 0 < lam < 1 and torch.allclose(batch.targets.sum(1), torch.ones(6))
+    assert torch.allclose(batch.inputs, lam * images[:, 0] + (1 - lam) * images[:, 2])
+    assert torch.allclose(batch.weighted_targets, batch.targets * method.class_weights)
+    assert torch.equal(batch.labels, labels[:, 0] if lam >= 0.5 else labels[:, 1])
+    # CutMix: each pixel is the image's second view or its partner's, about (1 - lam) of them the partner's
+    from_partner = batch.cutmix == images[:, 3]
+    assert torch.all(from_partner | (batch.cutmix == images[:, 1]))
+    assert abs(from_partner.float().mean().item() - (1 - lam)) < 0.3
+
+
+def test_glmc_loss_is_alpha_balanced_plus_rebalanced_plus_consistency():
+    _, _, method, model = glmc_setup("method.contrast_weight=3")
+    images, labels = torch.randn(5, 4, 3, 8, 8), torch.randint(0, 10, (5, 2))
+    torch.manual_seed(1)
+    batch = method.batch(images, labels, epoch=100.0)  # of 200 epochs: alpha = 1 - (100/200)^2
+    assert method.alpha == pytest.approx(0.75)
+    loss, logits = method.loss(model, batch, NO_AUTOCAST)
+
+    mix, cut = model.forward_train(batch.inputs), model.forward_train(batch.cutmix)
+
+    def ce(out, target):
+        return -(target * out.log_softmax(1)).sum(1).mean()
+
+    def cos(p, z):
+        return -F.cosine_similarity(p, z, dim=1).mean()
+
+    balanced = ce(mix.logits, batch.targets) + ce(cut.logits, batch.targets)
+    rebalanced = ce(mix.rebalanced, batch.weighted_targets) + ce(cut.rebalanced, batch.weighted_targets)
+    consistency = cos(mix.prediction, cut.projection) + cos(cut.prediction, mix.projection)
+    assert loss.item() == pytest.approx((0.75 * balanced + 0.25 * rebalanced + 3 * consistency).item(), rel=1e-5)
+    assert torch.equal(logits, model(batch.inputs))  # the tested head is the rebalanced one
+
+
+def test_glmc_consistency_sends_no_gradient_through_its_target():
+    from lesam.methods.glmc import negative_cosine
+
+    prediction, target = torch.randn(4, 6, requires_grad=True), torch.randn(4, 6, requires_grad=True)
+    negative_cosine(prediction, target).backward()
+    assert target.grad is None and prediction.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("epoch,alpha", [(0.0, 1.0), (0.9, 1.0), (50.0, 1 - 0.25**2), (199.5, 1 - (199 / 200) ** 2)])
+def test_glmc_alpha_moves_to_the_rebalanced_head_epoch_by_epoch(epoch, alpha):
+    _, _, method, _ = glmc_setup()
+    method.batch(torch.randn(2, 4, 3, 8, 8), torch.zeros(2, 2, dtype=torch.long), epoch)
+    assert method.alpha == pytest.approx(alpha)
+
+
+def test_glmc_partners_are_drawn_with_the_rebalanced_weights():
+    _, data, _, _ = glmc_setup()
+    weights = torch.zeros(len(data.train), dtype=torch.float64)
+    weights[7] = 1.0
+    paired = PairedViews(data.train, weights)
+    views, labels = paired[3]
+    assert views.shape == (4, 3, 8, 8)
+    assert labels.tolist() == [int(data.train.labels[3]), int(data.train.labels[7])]
+
+
+def test_weight_average_is_the_mean_of_the_weights_after_each_step():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    snapshots, average = [], None
+    for _ in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model.train()(torch.randn(8, 3))  # moves the BatchNorm statistics
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        if average is None:
+            average = WeightAverage(model)
+        else:
+            average.add(model)
+    for key, value in average.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, torch.stack([s[key] for s in snapshots]).mean(0))
+        else:
+            assert torch.equal(value, snapshots[-1][key])
+
+
+def test_linear_probe_trains_the_classifier_alone(tmp_path):
+    cfg = compose_config(
+        smoke_overrides(tmp_path, "model=mlp", "model.hidden=[16]", "method=ermpp", "method.linear_probe_steps=3")
+    )
+    trainer = Trainer(without_hydra(cfg))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.method.before_training(trainer)
+    after = trainer.model.state_dict()
+    assert torch.equal(after["layers.1.weight"], before["layers.1.weight"])  # the hidden layer: frozen
+    assert not torch.equal(after["layers.3.weight"], before["layers.3.weight"])  # the classifier: trained
+    assert all(p.requires_grad for p in trainer.model.parameters())
+    assert not trainer.optimizer.state  # the run's own optimizer starts fresh, as in ERM++
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["method=glmc", "model=small_cnn", "model.width=4"],
+        [
+            "method=ermpp",
+            "model=mlp",
+            "model.hidden=[16]",
+            "method.linear_probe_steps=2",
+            "method.average_start_step=3",
+        ],
+    ],
+)
+def test_methods_resume_exactly_and_are_analysed_as_tested(method, tmp_path, monkeypatch):
+    cfg = compose_config(smoke_overrides(tmp_path, *method, "optimizer=lesam", "trainer.epochs=2"))
+    whole = run(cfg, folder=tmp_path / "whole")
+    assert math.isfinite(whole["train_loss"]) and math.isfinite(whole["test_loss"])
+
+    save = run_folder.RunFolder.save_checkpoint
+
+    def save_then_stop(self, state):
+        save(self, state)
+        raise Stop
+
+    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        run(cfg, folder=tmp_path / "parts")
+    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save)
+    parts = run(cfg, folder=tmp_path / "parts")
+    assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
+
+    loaded = load_run(tmp_path / "whole" / "last.pt", "cpu")
+    analysed = accuracy(OmegaConf.create({"batch_size": 64, "workers": 0, "precision": "fp32"}), loaded)
+    assert analysed["test_acc"] == pytest.approx(whole["test_acc"])
