@@ -9,8 +9,10 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from lesam.engine.errors import UserError
 from lesam.engine.logger import make_logger
 from lesam.engine.run_folder import RunFolder
+from lesam.engine.run_id import run_id
 from lesam.engine.trainer import Trainer
 from lesam.engine.validate import validate
 
@@ -55,13 +57,11 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
         folder.check_writable()
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
+        seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     logging.getLogger().addHandler(_file_handler(folder.log))
-    seconds = 0.0
     if checkpoint is not None:
-        trainer.load_state_dict(checkpoint["trainer"])
-        seconds = checkpoint["seconds"]
         folder.keep_metrics_through(trainer.epoch)
         log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
     logger = make_logger(cfg, folder.path)
@@ -69,7 +69,7 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
         record = _epoch(cfg, trainer)
         seconds += record["seconds"]
         folder.append_metrics(record)
-        folder.save_checkpoint({"trainer": trainer.state_dict(), "seconds": seconds})
+        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
         logger.log(record, step=trainer.epoch)
         log.info(_summary(record))
     final = result(cfg, folder.read_metrics(), seconds, trainer)
@@ -77,6 +77,29 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     logger.finish()
     log.info("done: test accuracy %s%% -> %s", _fmt(final["test_acc"]), folder.final)
     return final
+
+
+def _checkpoint(cfg: DictConfig, trainer: Trainer, seconds: float) -> dict:
+    """last.pt: the trainer's state, the seconds trained so far, and the run it belongs to."""
+    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg)}
+
+
+def _resume(cfg: DictConfig, trainer: Trainer, checkpoint: dict, folder: RunFolder) -> float:
+    """Load last.pt into the trainer; returns the seconds trained so far.
+
+    A checkpoint of another config, or one this code cannot load, stops the run before anything
+    is written, and the file is left as it is.
+    """
+    advice = "move it away to start the run over, or resume it with the config and code that wrote it"
+    written_by = checkpoint.get("run_id")
+    if written_by is not None and written_by != run_id(cfg):
+        raise UserError(f"the checkpoint '{folder.checkpoint}' was written by run {written_by}; {advice}")
+    try:
+        trainer.load_state_dict(checkpoint["trainer"])
+        return checkpoint["seconds"]
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        reason = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) else " ".join(str(error).split())[:300]
+        raise UserError(f"the checkpoint '{folder.checkpoint}' does not fit this run ({reason}); {advice}") from error
 
 
 def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
