@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -25,11 +26,18 @@ def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
+def backward_seed(loss: Tensor) -> Tensor:
+    """1, or NaN when the loss is not finite: NaN then reaches the gradients (at least the output
+    layer's), so the optimizer's on-device finite check skips the step, with no host sync."""
+    return torch.ones_like(loss).masked_fill_(~torch.isfinite(loss), float("nan"))
+
+
 class BatchClosure:
     """Runs forward and backward on (inputs, labels) and returns the detached mean loss.
 
     The first call is the pass at w: its logits are kept for the training accuracy. Later calls
     are perturbed passes; with `freeze_bn` they leave BatchNorm's running statistics unchanged.
+    A step whose loss is not finite is skipped like one whose gradient is not.
     """
 
     def __init__(
@@ -56,5 +64,5 @@ class BatchClosure:
         if self.calls == 0:
             self.logits = logits.detach()
         self.calls += 1
-        (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward()
+        (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward(backward_seed(loss))
         return loss.detach()

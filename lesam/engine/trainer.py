@@ -15,6 +15,7 @@ from lesam.data import build_data
 from lesam.engine.closure import BatchClosure
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import evaluate
+from lesam.engine.guards import StepGuard
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
@@ -40,6 +41,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward = torch.compile(self.model) if t.compile else self.model
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
+        self.guard = StepGuard(self.model, self.optimizer, t.nonfinite_window)
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
@@ -94,11 +96,13 @@ class Trainer:
                 label_smoothing=t.label_smoothing,
             )
             self.optimizer.zero_grad(set_to_none=True)
+            self.guard.before()
             loss = self.optimizer.step(closure)
             stats.add_batch(loss, closure.logits, labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
             self.step += 1
+            self.guard.after(self.step)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
