@@ -18,6 +18,7 @@ QUICK = ["model=mlp", "dataset=synthetic", "trainer.device=cpu", "trainer.progre
         (["+trainer.epochz=3"], "unknown key 'trainer.epochz'"),
         (["experiment=typo"], "unknown key 'optimizer.rho_mx'"),  # a preset Hydra merges without a word
         (["trainer.channels_last=maybe"], "trainer.channels_last='maybe' must be true or false"),
+        (["optimizer.perturb_sync=sideways"], "optimizer.perturb_sync='sideways' must be one of global, local"),
     ],
 )
 def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
@@ -68,7 +69,7 @@ def test_schema_and_ranges_name_the_key(overrides, line):
         [],
         ["optimizer=sam", "model=wrn28_10", "dataset=cifar100"],
         ["optimizer=lesam_plus", "model=pyramidnet110", "optimizer.lr=1", "trainer.max_steps=5"],
-        ["model=mlp", "model.hidden=[8,8]", "optimizer.rho_max=null"],
+        ["model=mlp", "model.hidden=[8,8]", "optimizer.rho_max=null", "optimizer.perturb_sync=local"],
         ["experiment=demo"],
     ],
 )

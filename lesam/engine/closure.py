@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +35,10 @@ def backward_seed(loss: Tensor) -> Tensor:
 class BatchClosure:
     """Runs forward and backward on (inputs, labels) and returns the detached mean loss.
 
-    The first call is the pass at w: its logits are kept for the training accuracy. Later calls
-    are perturbed passes; with `freeze_bn` they leave BatchNorm's running statistics unchanged.
-    A step whose loss is not finite is skipped like one whose gradient is not.
+    The first call is the pass at w: its logits are kept for the training accuracy, and it runs
+    inside `first_pass` (DDP's no_sync for per-process perturbations). Later calls are perturbed
+    passes; with `freeze_bn` they leave BatchNorm's running statistics unchanged. A step whose
+    loss is not finite is skipped like one whose gradient is not.
     """
 
     def __init__(
@@ -49,20 +50,23 @@ class BatchClosure:
         loss_scaler: LossScaler | None = None,
         freeze_bn: bool = False,
         label_smoothing: float = 0.0,
+        first_pass: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.model, self.inputs, self.labels = model, inputs, labels
         self.autocast, self.loss_scaler = autocast, loss_scaler
         self.freeze_bn, self.label_smoothing = freeze_bn, label_smoothing
+        self.first_pass = first_pass
         self.calls = 0
         self.logits: Tensor | None = None
 
     def __call__(self) -> Tensor:
         frozen = frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()
-        with self.autocast, frozen:
-            logits = self.model(self.inputs)
-        loss = F.cross_entropy(logits.float(), self.labels, label_smoothing=self.label_smoothing)
-        if self.calls == 0:
-            self.logits = logits.detach()
-        self.calls += 1
-        (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward(backward_seed(loss))
+        with self.first_pass() if self.calls == 0 else nullcontext():
+            with self.autocast, frozen:
+                logits = self.model(self.inputs)
+            loss = F.cross_entropy(logits.float(), self.labels, label_smoothing=self.label_smoothing)
+            if self.calls == 0:
+                self.logits = logits.detach()
+            self.calls += 1
+            (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward(backward_seed(loss))
         return loss.detach()

@@ -19,7 +19,11 @@ def evaluate(
     autocast: AbstractContextManager,
     channels_last: bool = False,
 ) -> dict:
-    """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end."""
+    """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end.
+
+    With several processes each tests the part of the loader that is its own and the sums are
+    added up, so every process returns the result over the whole set.
+    """
     model.eval()
     stats = EpochStats(device)
     for inputs, labels in loader:
@@ -29,4 +33,5 @@ def evaluate(
         with autocast:
             logits = model(inputs)
         stats.add_batch(torch.nn.functional.cross_entropy(logits.float(), labels), logits, labels)
+    stats.all_reduce()
     return stats.read("test")

@@ -92,3 +92,34 @@ class RunFolder:
         if not self.checkpoint.exists():
             return None
         return load_weights(self.checkpoint, advice="move it away to start the run over, or delete the run folder")
+
+
+class ReplicaFolder(RunFolder):
+    """The run folder as a process other than rank 0 sees it: read, never written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.log = Path(os.devnull)
+
+    @contextmanager
+    def removed_on_failure(self) -> Iterator[None]:
+        """Rank 0 alone cleans up."""
+        yield
+
+    def check_writable(self) -> None:
+        """Rank 0 alone writes."""
+
+    def write_config(self, cfg: DictConfig, overrides: list[str]) -> None:
+        """Rank 0 alone writes."""
+
+    def append_metrics(self, record: dict) -> None:
+        """Rank 0 alone writes."""
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Rank 0 alone writes."""
+
+    def write_final(self, record: dict) -> None:
+        """Rank 0 alone writes."""
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Rank 0 alone writes."""
