@@ -23,6 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lesam.engine.errors import UserError
 
+_host_group: dist.ProcessGroup | None = None  # gloo, for small host-side agreements that must not wait on the GPU
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -67,6 +69,7 @@ def setup(device: torch.device) -> torch.device:
     NCCL on GPUs, gloo on the CPU; each process takes the GPU of its local rank. The group is
     made once per process, so the later jobs of a multirun reuse it.
     """
+    global _host_group
     where = placement()
     if where.world_size == 1:
         return device
@@ -78,6 +81,7 @@ def setup(device: torch.device) -> torch.device:
         _rendezvous_from_slurm(os.environ)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=where.rank, world_size=where.world_size)
+        _host_group = dist.new_group(backend="gloo") if backend == "nccl" else None
         atexit.register(dist.destroy_process_group)
     if where.rank != 0:
         logging.getLogger("lesam").setLevel(logging.WARNING)
@@ -166,11 +170,12 @@ def all_reduce(tensor: Tensor, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM) 
 
 
 def max_over_processes(value: int) -> int:
-    """The largest of the processes' `value`s (a host sync: call it on a schedule, not every step)."""
+    """The largest of the processes' `value`s: a collective between the hosts (gloo), never a GPU sync."""
     if not (dist.is_initialized() and world_size() > 1):
         return value
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
-    return int(all_reduce(torch.tensor(value, device=device), dist.ReduceOp.MAX).item())
+    largest = torch.tensor(value)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX, group=_host_group)
+    return int(largest)
 
 
 def gather(obj: Any) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import TypeVar
 from lesam.engine import distributed
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-AGREE_EVERY = 10  # steps between the processes' agreement on stopping (a one-number all-reduce)
+AGREE_EVERY = 10  # steps between the processes' agreement on stopping (a one-number all-reduce on the hosts)
 T = TypeVar("T")
 
 
