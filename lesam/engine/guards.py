@@ -22,16 +22,17 @@ class NonFiniteSteps(UserError):
 class StepGuard:
     """Call `before()` and `after(step)` around each optimizer step.
 
-    A skipped step leaves BatchNorm's running statistics as they were before it (a copy and a
-    select per buffer, on the device). Every `window` steps the skipped-step count is read back
-    once; if all the steps of the window were skipped, NonFiniteSteps names them.
+    A skipped step leaves BatchNorm's running statistics as they were before it (all buffers in
+    one flat copy and one select, on the device). Every `window` steps the skipped-step count is
+    read back once; if all the steps of the window were skipped, NonFiniteSteps names them.
     """
 
     def __init__(self, model: nn.Module, optimizer: SharpnessAware, window: int | None) -> None:
         self.optimizer, self.window = optimizer, window
         layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self.statistics = [b for m in layers for b in (m.running_mean, m.running_var) if b is not None]
-        self.saved = [torch.empty_like(b) for b in self.statistics]
+        self.sizes = [b.numel() for b in self.statistics]
+        self.saved = torch.cat(self.statistics) if self.statistics else None
         self.skipped_before: Tensor | None = None
         self.skipped_at_window_start: int | None = None
 
@@ -39,7 +40,7 @@ class StepGuard:
         """Keep the running statistics and the skipped count as they are before the step."""
         if not self.statistics:
             return
-        torch._foreach_copy_(self.saved, self.statistics)
+        torch.cat(self.statistics, out=self.saved)
         skipped = self.optimizer.skipped_steps
         self.skipped_before = None if skipped is None else skipped.clone()
 
@@ -48,8 +49,8 @@ class StepGuard:
         skipped = self.optimizer.skipped_steps
         if self.statistics and skipped is not None:
             this_step = skipped > (0 if self.skipped_before is None else self.skipped_before)
-            kept = [torch.where(this_step, saved, now) for saved, now in zip(self.saved, self.statistics, strict=True)]
-            torch._foreach_copy_(self.statistics, kept)
+            kept = torch.where(this_step, self.saved, torch.cat(self.statistics))
+            torch._foreach_copy_(self.statistics, kept.split(self.sizes))
         if self.window and step % self.window == 0:
             self._check_window(step, 0 if skipped is None else int(skipped.item()))
 
