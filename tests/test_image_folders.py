@@ -92,7 +92,7 @@ def test_a_domain_generalisation_run_reports_each_target_domain(tmp_path):
             "model=small_cnn",
             "model.width=4",
             "optimizer=lesam",
-            "+optimizer.base=adam",  # ERM++'s base, which the pacs recipe sets for its own backbone
+            "optimizer.base=adam",  # ERM++'s base, which the pacs recipe sets for its own backbone
             "optimizer.lr=1e-3",
             "trainer.steps=3",
             "trainer.batch_size=4",

@@ -11,6 +11,7 @@ from torch import nn
 
 from lesam.data import DataSplits, build_data
 from lesam.engine.errors import UserError
+from lesam.engine.files import load_weights
 from lesam.engine.precision import resolve_device
 from lesam.methods import build_method
 from lesam.models import build_model
@@ -43,10 +44,7 @@ def load_run(checkpoint: Path, device: str = "auto") -> LoadedRun:
     if not config.is_file():
         raise UserError(f"no run config at '{config}'; the checkpoint must sit in the run folder that wrote it")
     cfg = OmegaConf.load(config)
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise UserError(f"cannot read the checkpoint '{checkpoint}' ({type(error).__name__})") from error
+    state = load_weights(checkpoint, advice="pass the last.pt of a finished or running run")
     data = build_data(cfg.dataset)
     backbone = build_model(cfg.model, data.num_classes, data.channels, data.image_size, pretrained=False)
     model = build_method(cfg, data).wrap(backbone)

@@ -93,24 +93,6 @@ def fashion_mnist(cfg: DictConfig) -> DataSplits:
     return DataSplits(train, test, cfg.num_classes, 1, 28, *FASHION_STATS)
 
 
-def synthetic(cfg: DictConfig) -> DataSplits:
-    """Noisy copies of one random pattern per class: deterministic, learnable, no files."""
-    generator = torch.Generator().manual_seed(cfg.seed)
-    shape = (cfg.channels, cfg.image_size, cfg.image_size)
-    patterns = torch.randn((cfg.num_classes, *shape), generator=generator)
-
-    mean, std = (0.5,) * cfg.channels, (0.25,) * cfg.channels
-
-    def split(n: int) -> ImageTensorDataset:
-        labels = torch.randint(cfg.num_classes, (n,), generator=generator)
-        noisy = patterns[labels] + torch.randn((n, *shape), generator=generator)
-        images = (noisy * 40 + 128).clamp(0, 255).to(torch.uint8)
-        return ImageTensorDataset(images, labels, mean, std)
-
-    train, test = split(cfg.num_train), split(cfg.num_test)
-    return DataSplits(train, test, cfg.num_classes, cfg.channels, cfg.image_size, mean, std)
-
-
 def _imported(module: str, name: str) -> Callable[[DictConfig], DataSplits]:
     """A builder from a module that itself imports this one: looked up when called."""
     return lambda cfg: getattr(importlib.import_module(module), name)(cfg)
@@ -120,7 +102,7 @@ DATASETS: dict[str, Callable[[DictConfig], DataSplits]] = {
     "cifar10": cifar,
     "cifar100": cifar,
     "fashion_mnist": fashion_mnist,
-    "synthetic": synthetic,
+    "synthetic": _imported("lesam.data.synthetic", "synthetic"),
     "cifar100_lt": _imported("lesam.data.long_tail", "cifar100_lt"),
     "imagenet": _imported("lesam.data.image_folder", "imagenet"),
     "pacs": _imported("lesam.data.domains", "domain_splits"),

@@ -13,7 +13,9 @@ from typing import TypeVar
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from lesam.engine import distributed
 from lesam.engine.errors import UserError
+from lesam.engine.preemption import Interrupted
 from lesam.engine.run_id import register_resolver
 
 EXIT_USER_ERROR = 2
@@ -69,6 +71,10 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             fail(f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line")
         except UserError as error:
             fail(str(error))
+        except Interrupted as stop:  # last.pt is written: a clean stop, not a failure of the code
+            if distributed.is_main():
+                print(str(stop), file=sys.stderr)
+            sys.exit(stop.exit_status)
 
     return wrapped
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor, nn
 
 from lesam.optim import LossScaler
@@ -28,13 +29,21 @@ def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
+def backward_seed(loss: Tensor) -> Tensor:
+    """1, or NaN when the loss is not finite: NaN then reaches the gradients (at least the output
+    layer's), so the optimizer's on-device finite check skips the step, with no host sync."""
+    return torch.ones_like(loss).masked_fill_(~torch.isfinite(loss), float("nan"))
+
+
 class BatchClosure:
     """Runs forward and backward on a batch and returns the detached mean loss.
 
     `loss(model, batch, autocast)` is the training method's: it runs the forward pass(es) under
     autocast and returns the mean loss and the logits. The first call is the pass at w: its logits
-    are kept for the training accuracy. Later calls are perturbed passes; with `freeze_bn` they
-    leave BatchNorm's running statistics unchanged.
+    are kept for the training accuracy, and it runs inside `first_pass` (DDP's no_sync for
+    per-process perturbations). Later calls are perturbed passes; with `freeze_bn` they leave
+    BatchNorm's running statistics unchanged. A step whose loss is not finite is skipped like one
+    whose gradient is not.
     """
 
     def __init__(
@@ -45,18 +54,20 @@ class BatchClosure:
         loss: Callable[[nn.Module, Batch, AbstractContextManager], tuple[Tensor, Tensor]],
         loss_scaler: LossScaler | None = None,
         freeze_bn: bool = False,
+        first_pass: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.model, self.batch, self.autocast, self.loss = model, batch, autocast, loss
-        self.loss_scaler, self.freeze_bn = loss_scaler, freeze_bn
+        self.loss_scaler, self.freeze_bn, self.first_pass = loss_scaler, freeze_bn, first_pass
         self.calls = 0
         self.logits: Tensor | None = None
 
     def __call__(self) -> Tensor:
         frozen = frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()
-        with frozen:
-            loss, logits = self.loss(self.model, self.batch, self.autocast)
-        if self.calls == 0:
-            self.logits = logits.detach()
-        self.calls += 1
-        (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward()
+        with self.first_pass() if self.calls == 0 else nullcontext():
+            with frozen:
+                loss, logits = self.loss(self.model, self.batch, self.autocast)
+            if self.calls == 0:
+                self.logits = logits.detach()
+            self.calls += 1
+            (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward(backward_seed(loss))
         return loss.detach()

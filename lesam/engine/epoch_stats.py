@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from lesam.engine import distributed
+
 
 def _scalar(value: float, device: torch.device) -> Tensor:
     return torch.full((), value, device=device, dtype=torch.float64)
@@ -34,6 +36,27 @@ class EpochStats:
         torch.minimum(self.rho_min, rho, out=self.rho_min)
         torch.maximum(self.rho_max, rho, out=self.rho_max)
         self.rho_steps += 1
+
+    def all_reduce(self) -> None:
+        """Sum (and min, max) the sums of all processes into every process's copy."""
+        if distributed.world_size() == 1:
+            return
+        counts = torch.tensor([self.samples, self.rho_steps], device=self.loss.device, dtype=torch.float64)
+        sums = distributed.all_reduce(torch.stack([self.loss, self.correct, self.rho_sum, *counts]))
+        self.loss, self.correct, self.rho_sum = sums[0], sums[1], sums[2]
+        self.samples, self.rho_steps = int(sums[3]), int(sums[4])
+        distributed.all_reduce(self.rho_min, distributed.dist.ReduceOp.MIN)
+        distributed.all_reduce(self.rho_max, distributed.dist.ReduceOp.MAX)
+
+    def state_dict(self) -> dict:
+        """The sums so far, for a checkpoint taken halfway through an epoch."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the sums of `state_dict()` (tensors onto this object's device)."""
+        device = self.loss.device
+        for name, value in state.items():
+            setattr(self, name, value.to(device) if isinstance(value, Tensor) else value)
 
     def read(self, prefix: str) -> dict:
         """The epoch's means (accuracy in percent) in one host read; rho fields only if perturbed."""

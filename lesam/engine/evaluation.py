@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lesam.engine import distributed
 from lesam.engine.epoch_stats import EpochStats
 
 
@@ -23,6 +24,8 @@ def evaluate(
     """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end.
 
     With `num_classes`, also `class_acc`: each class's accuracy (percent; None for a class not tested).
+    With several processes each tests the part of the loader that is its own and the sums are
+    added up, so every process returns the result over the whole set.
     """
     model.eval()
     stats = EpochStats(device)
@@ -37,8 +40,10 @@ def evaluate(
         if num_classes:
             hits[0].index_add_(0, labels, (logits.argmax(dim=1) == labels).double())
             hits[1].index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
+    stats.all_reduce()
     record = stats.read("test")
     if num_classes:
+        hits = distributed.all_reduce(hits)
         record["class_acc"] = [100.0 * c / n if n else None for c, n in zip(*hits.tolist(), strict=True)]
     return record
 

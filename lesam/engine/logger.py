@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lesam.engine import distributed
+
 
 class NoLogger:
     """Logs nothing beyond the run folder."""
@@ -44,7 +46,7 @@ class WandbLogger(NoLogger):
 
 
 def make_logger(cfg: DictConfig, folder: Path) -> NoLogger:
-    """The logger that `cfg.logger.name` selects."""
-    if cfg.logger.name == "wandb":
+    """The logger that `cfg.logger.name` selects (on rank 0; the other processes log nothing)."""
+    if cfg.logger.name == "wandb" and distributed.is_main():
         return WandbLogger(cfg, folder, folder.name)
     return NoLogger()

@@ -9,8 +9,12 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from lesam.engine import distributed
+from lesam.engine.errors import UserError
 from lesam.engine.logger import make_logger
-from lesam.engine.run_folder import RunFolder
+from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
+from lesam.engine.run_folder import ReplicaFolder, RunFolder
+from lesam.engine.run_id import run_id
 from lesam.engine.trainer import Trainer
 from lesam.engine.validate import validate
 
@@ -41,14 +45,16 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
         "model": cfg.model.name,
         "optimizer": cfg.optimizer.name,
         "seed": cfg.seed,
+        "processes": distributed.world_size(),
         "hyperparameters": {k: cfg.optimizer.get(k) for k in ("lr", "rho", "delta", "rho_max", "alpha")},
         "method": cfg.method.name if "method" in cfg else "erm",
     } | {k: tested[-1][k] for k in BREAKDOWNS if tested and k in tested[-1]}
 
 
+@stop_on_signals  # SIGTERM/SIGUSR1: a checkpoint at the next step boundary, then Interrupted
 def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     """Train the run that `cfg` describes into `folder` (Hydra's run folder by default)."""
-    folder = RunFolder(folder or run_folder())
+    folder = (RunFolder if distributed.is_main() else ReplicaFolder)(folder or run_folder())
     if folder.is_finished():
         log.info("finished already: %s (delete final.json to run it again)", folder.path)
         return folder.read_final()
@@ -57,23 +63,22 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
         folder.check_writable()
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
+        seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     logging.getLogger().addHandler(_file_handler(folder.log))
-    seconds = 0.0
     if checkpoint is not None:
-        trainer.load_state_dict(checkpoint["trainer"])
-        seconds = checkpoint["seconds"]
         folder.keep_metrics_through(trainer.epoch)
         log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
     logger = make_logger(cfg, folder.path)
     while not trainer.done:
-        record = _epoch(cfg, trainer)
+        record = _epoch_or_stop(cfg, trainer, folder, seconds)
         seconds += record["seconds"]
         folder.append_metrics(record)
-        folder.save_checkpoint({"trainer": trainer.state_dict(), "seconds": seconds})
+        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
         logger.log(record, step=trainer.epoch)
         log.info(_summary(record))
+    distributed.barrier()  # rank 0 has written every record
     final = result(cfg, folder.read_metrics(), seconds, trainer)
     folder.write_final(final)
     logger.finish()
@@ -81,9 +86,45 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     return final
 
 
+def _checkpoint(cfg: DictConfig, trainer: Trainer, seconds: float) -> dict:
+    """last.pt: the trainer's state, the seconds trained so far, and the run it belongs to."""
+    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg)}
+
+
+def _resume(cfg: DictConfig, trainer: Trainer, checkpoint: dict, folder: RunFolder) -> float:
+    """Load last.pt into the trainer; returns the seconds trained so far.
+
+    A checkpoint of another config, or one this code cannot load, stops the run before anything
+    is written, and the file is left as it is.
+    """
+    advice = "move it away to start the run over, or resume it with the config and code that wrote it"
+    written_by = checkpoint.get("run_id")
+    if written_by is not None and written_by != run_id(cfg):
+        raise UserError(f"the checkpoint '{folder.checkpoint}' was written by run {written_by}; {advice}")
+    try:
+        trainer.load_state_dict(checkpoint["trainer"])
+        return checkpoint["seconds"]
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        reason = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) else " ".join(str(error).split())[:300]
+        raise UserError(f"the checkpoint '{folder.checkpoint}' does not fit this run ({reason}); {advice}") from error
+
+
+def _epoch_or_stop(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds: float) -> dict:
+    """`_epoch`; on a stop signal, write a mid-epoch checkpoint, then end the run with Interrupted."""
+    try:
+        return _epoch(cfg, trainer)
+    except Interrupted as stop:
+        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+        distributed.barrier()  # no process leaves before rank 0 has written last.pt
+        stop.checkpoint = folder.checkpoint
+        log.warning("%s", stop)
+        STOP.hand_on(stop.signum)  # under submitit: requeue the job
+        raise
+
+
 def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
     """Train one epoch, test if due (and always at the end), and return the epoch's record."""
-    start = time.perf_counter()
+    start = time.perf_counter() - (trainer.partial["seconds"] if trainer.partial else 0.0)  # before an interruption
     record = {"epoch": trainer.epoch + 1} | trainer.train_epoch()
     if trainer.epoch % cfg.trainer.eval_every == 0 or trainer.done:
         record |= trainer.evaluate()

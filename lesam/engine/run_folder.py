@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.engine.errors import UserError
-from lesam.engine.files import save_torch, write_json, write_text
+from lesam.engine.files import load_weights, save_torch, write_json, write_text
 
 
 class RunFolder:
@@ -69,10 +68,11 @@ class RunFolder:
             os.fsync(f.fileno())
 
     def read_metrics(self) -> list[dict]:
-        """All epoch lines written so far."""
+        """All epoch lines written so far (a last line without its newline was cut off by a crash: left out)."""
         if not self.metrics.exists():
             return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        lines = self.metrics.read_text().split("\n")[:-1]  # the piece after the last newline is never whole
+        return [json.loads(line) for line in lines if line.strip()]
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written after the checkpoint a resumed run starts from)."""
@@ -91,10 +91,35 @@ class RunFolder:
         """last.pt, loaded without running any code; None if there is none."""
         if not self.checkpoint.exists():
             return None
-        try:
-            return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise UserError(
-                f"cannot read the checkpoint '{self.checkpoint}' ({type(error).__name__}); "
-                "move it away to start the run over, or delete the run folder"
-            ) from error
+        return load_weights(self.checkpoint, advice="move it away to start the run over, or delete the run folder")
+
+
+class ReplicaFolder(RunFolder):
+    """The run folder as a process other than rank 0 sees it: read, never written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.log = Path(os.devnull)
+
+    @contextmanager
+    def removed_on_failure(self) -> Iterator[None]:
+        """Rank 0 alone cleans up."""
+        yield
+
+    def check_writable(self) -> None:
+        """Rank 0 alone writes."""
+
+    def write_config(self, cfg: DictConfig, overrides: list[str]) -> None:
+        """Rank 0 alone writes."""
+
+    def append_metrics(self, record: dict) -> None:
+        """Rank 0 alone writes."""
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Rank 0 alone writes."""
+
+    def write_final(self, record: dict) -> None:
+        """Rank 0 alone writes."""
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Rank 0 alone writes."""

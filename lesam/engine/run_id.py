@@ -18,6 +18,7 @@ OPERATIONAL = {
     "trainer.workers",
     "trainer.progress",
     "trainer.eval_batch_size",
+    "trainer.nonfinite_window",
 }
 
 

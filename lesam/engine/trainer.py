@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -13,10 +14,15 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from lesam.data import build_data
+from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
+from lesam.engine import distributed
 from lesam.engine.closure import BatchClosure
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import domain_record, evaluate, shot_record
+from lesam.engine.guards import StepGuard
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
+from lesam.engine.preemption import STOP, Interrupted
+from lesam.engine.rng import rng_state, set_rng_state
 from lesam.methods import build_method
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
@@ -33,7 +39,7 @@ class Trainer:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg, t = cfg, cfg.trainer
         torch.manual_seed(cfg.seed)
-        self.device = resolve_device(t.device)
+        self.device = distributed.setup(resolve_device(t.device))
         self.precision = resolve_precision(t.precision, self.device)
         self.autocast = autocast(self.precision, self.device)
         self.data = data = build_data(cfg.dataset)
@@ -42,8 +48,15 @@ class Trainer:
         self.model = self.method.wrap(model).to(self.device)
         if t.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if t.compile else self.model
+        replicas = distributed.replicate(self.model, self.device)  # DDP when there are several processes
+        compiled = torch.compile if t.compile else lambda module: module
+        self.forward = compiled(replicas)
+        self.eval_forward = self.forward if replicas is self.model else compiled(self.model)  # no collectives
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
+        self.first_pass = distributed.first_pass_context(
+            replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
+        )
+        self.guard = StepGuard(self.model, self.optimizer, t.nonfinite_window)
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
@@ -58,13 +71,24 @@ class Trainer:
         self.max_steps = min((n for n in (t.max_steps, t.get("steps")) if n is not None), default=None)
         self.schedule = StepSchedule(cfg.schedule, cfg.optimizer, horizon, self.steps_per_epoch)
         self.epoch, self.step = 0, 0  # epochs finished, optimizer steps taken
+        self.resume_rng: dict | None = None  # this process's RNG state at a mid-epoch checkpoint
+        self.partial: dict | None = None  # the interrupted epoch's statistics and seconds so far
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        """Training: this process's share of each global batch, in the epoch's order; testing: its shard."""
         workers = self.cfg.trainer.workers
+        if shuffle:
+            batch_size = distributed.local_batch(batch_size, "trainer.batch_size")
+            sampler = EpochSampler(
+                dataset, distributed.world_size(), distributed.rank(), epoch_seed(self.cfg.seed, 0), batch_size
+            )
+            dataset = BatchSeeded(dataset)
+        else:
+            sampler = distributed.shard(len(dataset))
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             generator=self.generator if shuffle else None,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
@@ -81,14 +105,15 @@ class Trainer:
         t, seed = self.cfg.trainer, epoch_seed(self.cfg.seed, self.epoch)
         if self.step == 0:
             self.method.before_training(self)
+        seed = mixed_seed(seed, distributed.rank()) if distributed.rank() else seed  # augment each share differently
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         self.generator.manual_seed(seed)
+        stats, done_seconds = self._resume_epoch()
         self.model.train()
-        stats = EpochStats(self.device)
         start = time.perf_counter()
-        progress = None if t.progress else True  # tqdm's None: shown on a terminal only
+        progress = None if t.progress and distributed.is_main() else True  # tqdm's None: shown on a terminal only
         batches = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, disable=progress)
         for inputs, labels in batches:
             if self.max_steps is not None and self.step >= self.max_steps:
@@ -103,18 +128,23 @@ class Trainer:
                 self.method.loss,
                 self.optimizer.loss_scaler,
                 freeze_bn=t.bn_second_pass == "freeze",
+                first_pass=self.first_pass if self.optimizer.perturbing else nullcontext,
             )
             self.optimizer.zero_grad(set_to_none=True)
+            self.guard.before()
             loss = self.optimizer.step(closure)
             stats.add_batch(loss, closure.logits, batch.labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
             self.step += 1
             self.method.after_step(self.step)
+            self.guard.after(self.step)
+            self._stop_if_asked(stats, done_seconds + time.perf_counter() - start)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
+        seconds = done_seconds + time.perf_counter() - start
         self.epoch += 1
+        stats.all_reduce()
         record = stats.read("train")
         skipped = self.optimizer.skipped_steps
         return record | {
@@ -125,9 +155,34 @@ class Trainer:
             "train_seconds": seconds,
         }
 
+    def _resume_epoch(self) -> tuple[EpochStats, float]:
+        """Start the epoch's sampler where an interrupted epoch stopped, with its statistics and RNG state."""
+        done = self.step - self.epoch * self.steps_per_epoch  # batches trained before an interruption
+        self.train_loader.sampler.set_epoch(self.epoch, skip_batches=done)
+        stats, seconds = EpochStats(self.device), 0.0
+        if done and self.resume_rng is not None:
+            set_rng_state(self.resume_rng)
+        if done and self.partial is not None:
+            stats.load_state_dict(self.partial["stats"])
+            seconds = self.partial["seconds"]
+        self.resume_rng = self.partial = None
+        return stats, seconds
+
+    def _stop_if_asked(self, stats: EpochStats, seconds: float) -> None:
+        """After a step: on a stop signal keep the epoch so far (summed over processes on rank 0) and raise."""
+        signum = STOP.due(self.step)
+        if not signum:
+            return
+        stats.all_reduce()
+        self.partial = {"stats": stats.state_dict(), "seconds": seconds} if distributed.is_main() else None
+        raise Interrupted(signum, self.step)
+
     def evaluate(self) -> dict:
-        """Test loss and accuracy (percent) of the tested weights; by domain or shot group where the data has them."""
-        model, args = self.method.eval_model(self.forward), (self.device, self.autocast, self.cfg.trainer.channels_last)
+        """Test loss and accuracy (percent) of the tested weights, each process testing its shard; by domain
+        or shot group where the data has them."""
+        distributed.broadcast_buffers(self.model)
+        model = self.method.eval_model(self.eval_forward)
+        args = (self.device, self.autocast, self.cfg.trainer.channels_last)
         if self.domain_loaders:
             return domain_record({d: evaluate(model, loader, *args) for d, loader in self.domain_loaders.items()})
         counts = self.data.class_counts
@@ -141,7 +196,7 @@ class Trainer:
         return inputs, labels.to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs to continue exactly."""
+        """Everything a resumed run needs to continue exactly (gathers every process's RNG: all must call it)."""
         scaler = self.optimizer.loss_scaler
         return {
             "model": self.model.state_dict(),
@@ -149,7 +204,8 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler else None,
             "epoch": self.epoch,
             "step": self.step,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            "rng": distributed.gather(rng_state()),  # one per process
+            "partial": self.partial,
             "method": self.method.state_dict(),
         }
 
@@ -161,5 +217,7 @@ class Trainer:
             self.optimizer.loss_scaler.load_state_dict(state["scaler"])
         self.method.load_state_dict(state.get("method", {}))
         self.epoch, self.step = state["epoch"], state["step"]
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
+        # the RNG state and the statistics matter only to an epoch interrupted halfway
+        rank = distributed.rank()
+        self.resume_rng = state["rng"][rank] if rank < len(state["rng"]) else None
+        self.partial = state["partial"] if distributed.is_main() else None

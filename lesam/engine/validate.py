@@ -1,8 +1,16 @@
-"""Checks of a composed config's values, run before anything is built or written."""
+"""Checks of a composed config, run before anything is built or written.
+
+Two parts: the schema (every key of a group node, e.g. `trainer.epochs`, must be defined by a
+file of that group under configs/, with a value of the same type), then the ranges below.
+Hydra itself rejects an unknown key on the command line; the schema also catches one added with
+`+key=...` or misspelt in an experiment preset, which Hydra would merge without a word.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -10,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from lesam.engine.errors import UserError
 
 _MISSING = object()
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
 
 
 def _choice(*options: str) -> tuple[Callable[[Any], bool], str]:
@@ -44,11 +54,14 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.device": _choice("auto", "cpu", "cuda"),
     "trainer.precision": _choice("auto", "bf16", "fp16", "fp32"),
     "trainer.bn_second_pass": _choice("update", "freeze"),
+    "trainer.nonfinite_window": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1"),
+    "optimizer.perturb_sync": _choice("global", "local"),
 }
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise a UserError naming the first key whose value is out of range or of the wrong type."""
+    """Raise a UserError naming the first key that is unknown, of the wrong type, or out of range."""
+    check_schema(cfg)
     for key, (test, requirement, *hint) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
@@ -60,3 +73,58 @@ def validate(cfg: DictConfig) -> None:
         if not ok:
             advice = f"; {hint[0]}" if hint else ""
             raise UserError(f"{key}={value!r} {requirement}{advice}")
+
+
+def _kind(value: Any) -> str | None:
+    """The type name the schema compares; None for null, `???` and interpolations (no type to hold to)."""
+    if value is None or (isinstance(value, str) and (value == "???" or "${" in value)):
+        return None
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", list | tuple)):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf under a dict; an empty dict is a leaf (free-form)."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}")
+    else:
+        yield prefix, node
+
+
+@functools.cache
+def group_schema(group: str) -> dict[str, set[str]]:
+    """Every key the files of configs/<group>/ define, with the kinds of their values."""
+    schema: dict[str, set[str]] = {}
+    for path in sorted((CONFIGS / group).rglob("*.yaml")):
+        node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        node.pop("defaults", None)
+        for key, value in _leaves(node, group):
+            kinds = schema.setdefault(key, set())
+            kinds.update({"dict"} if value == {} else {_kind(value)} - {None})
+    return schema
+
+
+def check_schema(cfg: DictConfig) -> None:
+    """Each key of a group node must be one its group's files define, holding a value of their type."""
+    for group in cfg:
+        if group == "hydra" or not isinstance(cfg[group], DictConfig) or not (CONFIGS / group).is_dir():
+            continue
+        schema = group_schema(str(group))
+        for key, value in _leaves(OmegaConf.to_container(cfg[group], resolve=True), str(group)):
+            parents = [key.rsplit(".", n)[0] for n in range(1, key.count("."))]
+            if any("dict" in schema.get(parent, ()) for parent in parents):
+                continue  # inside a free-form dict
+            if key not in schema:
+                raise UserError(
+                    f"unknown key '{key}': no file of configs/{group}/ defines it; "
+                    "check its spelling (`python train.py --cfg job` lists the keys)"
+                )
+            kinds, kind = schema[key], _kind(value)
+            if kind is None or not kinds or kind in kinds or (kind == "int" and "float" in kinds):
+                continue
+            expected = " or ".join(KINDS.get(k, k) for k in sorted(kinds))
+            quote = f" (quote it: {key}='{value}')" if kinds == {"str"} else ""
+            raise UserError(f"{key}={value!r} must be {expected}, as in configs/{group}/{quote}")

@@ -20,7 +20,7 @@ OPTIMIZERS: dict[str, type[SharpnessAware]] = {
     "lesam_plus": LESAM,
 }
 BASE_KEYS = ("lr", "momentum", "weight_decay", "nesterov")
-# optimizer.base (absent = sgd) -> the base optimizer; it takes the BASE_KEYS its constructor names
+# optimizer.base -> the base optimizer; it takes the BASE_KEYS its constructor names
 BASES: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
@@ -34,7 +34,7 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> SharpnessAware:
     """The optimizer named by `cfg.name` over `model`'s parameters, with SGD (or `cfg.base`, fused) as its base."""
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{cfg.name}'; choose one of: {', '.join(OPTIMIZERS)}")
-    cls, base_cls = OPTIMIZERS[cfg.name], BASES[cfg.get("base", "sgd")]
+    cls, base_cls = OPTIMIZERS[cfg.name], BASES[cfg.base]
     params = [p for p in model.parameters() if p.requires_grad]
     accepted = inspect.signature(base_cls).parameters
     base = {k: cfg[k] for k in BASE_KEYS if k in accepted}

@@ -43,6 +43,19 @@ TINY_MODELS: dict[str, tuple[str, ...]] = {
     "pyramidnet110": ("model.depth=8", "model.alpha=12"),
     "small_cnn": ("model.width=8",),
     "mlp": ("model.hidden=[32]",),
+    "resnet32": ("model.width=4",),
+    "preact_resnet18": ("model.width=4",),
+    "resnet18_imagenet": ("model.weights=null",),
+    "resnet50": ("model.weights=null",),
+    "resnet101": ("model.weights=null",),
+    "vit_b16": (
+        "model.weights=null",
+        "model.patch_size=4",
+        "model.layers=1",
+        "model.heads=2",
+        "model.hidden_dim=16",
+        "model.mlp_dim=32",
+    ),
 }
 PRESETS: dict[str, tuple[str, ...]] = {}  # preset -> its smoke data overrides, where SMOKE_DATA does not fit
 ANALYSIS = ("device=cpu",)

@@ -49,6 +49,22 @@ class TargetDomainMean(Metric):
         return sum(targets) / len(targets) if targets else None
 
 
+@dataclass(frozen=True)
+class AttackAccuracy(Metric):
+    """Robustness: the accuracy under each attack of a run's pgd.json (`analyze.py analysis=pgd`)."""
+
+    file: str = "pgd.json"
+    key: str = "attacks"
+
+    def read(self, folder: Path, config: dict) -> Reading:
+        """{attack name: accuracy (%)} over the attacks the analysis ran; None if it has not run."""
+        path = folder / self.file
+        if not path.is_file():
+            return None
+        attacks = json.loads(path.read_text()).get(self.key, {})
+        return _reading({name: result.get("adv_acc") for name, result in attacks.items()})
+
+
 def _reading(value: object) -> Reading:
     """A JSON value as a Reading: numbers stay, mappings keep their numeric entries, the rest is None."""
     if isinstance(value, bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lesam.report.spec import TEST_ACC, Analysis, Block, Cell, Metric, Table, TargetDomainMean
+from lesam.report.spec import TEST_ACC, Analysis, AttackAccuracy, Block, Cell, Metric, Table, TargetDomainMean
 
 METHODS = {
     "sgd": "SGD",
@@ -134,13 +134,13 @@ TABLE5 = Table(
             optimizers("sam", "lesam"),
             {"CIFAR-10": ("experiment=robust_cifar10",), "CIFAR-100": ("experiment=robust_cifar100",)},
             swept="rows",
-            metric=Metric(PGD.result_file, "robust_acc"),
+            metric=AttackAccuracy(PGD.result_file),
         ),
     ),
     analyses=(PGD,),
     notes=(
         "Each run's last.pt is attacked by `analyze.py analysis=pgd` (the attacks of configs/analysis/pgd.yaml); "
-        "one column per attack named in the run's pgd.json (`robust_acc`).",
+        "one column per attack in the run's pgd.json (`attacks.<name>.adv_acc`).",
     ),
 )
 

@@ -1,0 +1,77 @@
+"""A misspelt key, a value of the wrong type or out of range: one line before any training, no run folder."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, compose_config
+from lesam.engine.errors import UserError
+from lesam.engine.validate import validate
+
+QUICK = ["model=mlp", "dataset=synthetic", "trainer.device=cpu", "trainer.progress=false"]
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["+trainer.epochz=3"], "unknown key 'trainer.epochz'"),
+        (["experiment=typo"], "unknown key 'optimizer.rho_mx'"),  # a preset Hydra merges without a word
+        (["trainer.channels_last=maybe"], "trainer.channels_last='maybe' must be true or false"),
+        (["optimizer.perturb_sync=sideways"], "optimizer.perturb_sync='sideways' must be one of global, local"),
+    ],
+)
+def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
+    presets = tmp_path / "presets" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "typo.yaml").write_text("# @package _global_\noptimizer:\n  rho_mx: 0.2\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            f"hydra.searchpath=[file://{tmp_path / 'presets'}]",
+            f"output_root={out}",
+            *QUICK,
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2, result.stderr
+    assert lines == [f"error: {lines[0][7:]}"] and line in lines[0], result.stderr
+    assert not out.exists() or not any(out.iterdir()), list(out.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["model.width=2.5"], "model.width=2.5 must be an integer"),
+        (["dataset.root=123"], "dataset.root=123 must be a string, as in configs/dataset/ (quote it"),
+        (["optimizer.lr=[0.1]"], "optimizer.lr=[0.1] must be a number"),
+        (["trainer.nonfinite_window=0"], "trainer.nonfinite_window=0 must be an integer >= 1"),
+        (["optimizer.momentum=1.5"], "optimizer.momentum=1.5 must be in [0, 1)"),
+        (["+model.hiden=[8]"], "unknown key 'model.hiden'"),
+    ],
+)
+def test_schema_and_ranges_name_the_key(overrides, line):
+    with pytest.raises(UserError) as error:
+        validate(compose_config(overrides))
+    assert line in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["optimizer=sam", "model=wrn28_10", "dataset=cifar100"],
+        ["optimizer=lesam_plus", "model=pyramidnet110", "optimizer.lr=1", "trainer.max_steps=5"],
+        ["model=mlp", "model.hidden=[8,8]", "optimizer.rho_max=null", "optimizer.perturb_sync=local"],
+        ["experiment=demo"],
+    ],
+)
+def test_good_configs_pass(overrides):
+    validate(compose_config(overrides))

@@ -1,0 +1,142 @@
+"""A stop signal writes last.pt at the next step boundary; the run started again ends as if never stopped."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from processes import RUN, TORCHRUN, single_process, torchrun, weights, worker_env
+
+from conftest import ROOT, TINY, compose_config, smoke_overrides
+from lesam.engine.guards import StepGuard
+from lesam.engine.preemption import STOP, Interrupted
+from lesam.engine.run import run
+from lesam.engine.run_folder import RunFolder
+from lesam.engine.run_id import run_id
+
+TIMING = {"seconds", "train_seconds", "images_per_s"}
+
+
+def signal_after_step(monkeypatch, step: int, signum: int = signal.SIGTERM) -> None:
+    """Send this process `signum` right after optimizer step number `step`."""
+    after = StepGuard.after
+
+    def after_then_signal(self, done: int) -> None:
+        after(self, done)
+        if done == step:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(StepGuard, "after", after_then_signal)
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lesam"])
+def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, tmp_path, monkeypatch):
+    cfg = compose_config(
+        smoke_overrides(tmp_path, "model=small_cnn", *TINY["small_cnn"], f"optimizer={optimizer}", "trainer.epochs=3")
+    )  # 64 images in batches of 16: 4 steps an epoch; BatchNorm, so its statistics must resume too
+    whole = run(cfg, folder=tmp_path / "whole")
+
+    handler = signal.getsignal(signal.SIGTERM)
+    signal_after_step(monkeypatch, 6)  # halfway through epoch 2
+    with pytest.raises(Interrupted) as stop:
+        run(cfg, folder=tmp_path / "parts")
+    monkeypatch.undo()
+    assert (stop.value.signum, stop.value.step) == (signal.SIGTERM, 6)
+    assert signal.getsignal(signal.SIGTERM) == handler  # the run gives the signal back
+    state = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)["trainer"]
+    assert (state["epoch"], state["step"]) == (1, 6)
+    assert not (tmp_path / "parts" / "final.json").exists()
+
+    parts = run(cfg, folder=tmp_path / "parts")
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "parts")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert without_timing(RunFolder(tmp_path / "whole").read_metrics()) == without_timing(
+        RunFolder(tmp_path / "parts").read_metrics()
+    )
+    assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
+
+
+def test_the_previous_handler_runs_after_the_checkpoint(tmp_path, monkeypatch):
+    """submitit requeues the job from its own handler: it must find last.pt already written."""
+    cfg = compose_config(smoke_overrides(tmp_path, "model=mlp", *TINY["mlp"], "optimizer=sgd", "trainer.epochs=2"))
+    seen = []
+
+    def requeue(signum, frame):
+        state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
+        seen.append((signum, state["step"]))
+
+    previous = signal.signal(signal.SIGUSR1, requeue)
+    try:
+        signal_after_step(monkeypatch, 3, signal.SIGUSR1)
+        with pytest.raises(Interrupted):
+            run(cfg, folder=tmp_path / "run")
+        assert signal.getsignal(signal.SIGUSR1) == requeue
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen == [(signal.SIGUSR1, 3)]
+
+
+def test_sigterm_to_train_py_exits_with_one_line(tmp_path):
+    overrides = smoke_overrides(
+        tmp_path, "model=mlp", *TINY["mlp"], "optimizer=lesam", "dataset.num_train=1024", "trainer.epochs=20"
+    )
+    train = subprocess.Popen(
+        [sys.executable, "train.py", *overrides], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for line in train.stdout:
+        if line.startswith("epoch 1:"):
+            train.send_signal(signal.SIGTERM)
+            break
+    _, stderr = train.communicate(timeout=300)
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert train.returncode == 128 + signal.SIGTERM, stderr
+    assert len(lines) == 1 and lines[0].startswith("stopped by SIGTERM after step "), stderr
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert f"wrote {folder / 'last.pt'}" in lines[0]
+    state = torch.load(folder / "last.pt", weights_only=True)["trainer"]
+    assert f"after step {state['step']}:" in lines[0] and state["step"] > 64  # past epoch 1
+    assert not (folder / "final.json").exists()
+
+
+def test_sigterm_to_torchrun_stops_both_processes_and_they_resume(tmp_path):
+    # SGD: LE-SAM on a task it fits to a zero loss divides by a vanishing gradient norm, which
+    # makes 200 steps amplify the rounding differences between one and two processes
+    overrides = [*RUN, "optimizer=sgd", "dataset.num_train=512", "trainer.epochs=6", f"output_root={tmp_path}"]
+    launch = subprocess.Popen(
+        [*TORCHRUN, *overrides], cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in launch.stdout:
+        if line.startswith("epoch 1:"):
+            launch.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
+            break
+    output = launch.communicate(timeout=300)[0]
+    cfg = compose_config([*RUN, "optimizer=sgd", "dataset.num_train=512", "trainer.epochs=6"])
+    folder = tmp_path / run_id(cfg)
+    state = torch.load(folder / "last.pt", weights_only=True)["trainer"]
+    assert "stopped by SIGTERM" in output, output[-3000:]
+    assert state["step"] % 10 == 0 and state["step"] > 32  # the processes agree every 10 steps
+    assert len(state["rng"]) == 2 and not (folder / "final.json").exists()
+
+    result = torchrun(*overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, alone = single_process(tmp_path / "alone", "optimizer=sgd", "dataset.num_train=512", "trainer.epochs=6")
+    a, b = weights(alone), weights(folder)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert len(RunFolder(folder).read_metrics()) == 6
+
+
+def test_stop_request_is_cleared_for_the_next_run():
+    STOP.signum = signal.SIGTERM
+    STOP.install()
+    try:
+        assert STOP.due(1) == 0
+    finally:
+        STOP.uninstall()
