@@ -9,7 +9,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.analysis.accuracy import accuracy
+from lesam.analysis.hessian import hessian
+from lesam.analysis.landscape import landscape
 from lesam.analysis.loaded_run import LoadedRun, load_run
+from lesam.analysis.lpf import lpf
 from lesam.engine.errors import UserError
 from lesam.engine.files import write_json
 
@@ -18,6 +21,9 @@ log = logging.getLogger("lesam")
 # analysis name (configs/analysis/<name>.yaml) -> function of (its config, the loaded run) -> result
 ANALYSES: dict[str, Callable[[DictConfig, LoadedRun], dict]] = {
     "accuracy": accuracy,
+    "hessian": hessian,
+    "lpf": lpf,
+    "landscape": landscape,
 }
 
 
