@@ -68,6 +68,9 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     while not trainer.done:
         record = _epoch(cfg, trainer)
         seconds += record["seconds"]
+        trace = record.pop("rho_trace")
+        if trace is not None:
+            folder.append_rho({"epoch": record["epoch"]} | trace)
         folder.append_metrics(record)
         folder.save_checkpoint({"trainer": trainer.state_dict(), "seconds": seconds})
         logger.log(record, step=trainer.epoch)
@@ -87,6 +90,9 @@ def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
         record |= trainer.evaluate()
     else:
         record |= {"test_loss": None, "test_acc": None}
+    lpf_every = cfg.trainer.lpf.every
+    if lpf_every and (trainer.epoch % lpf_every == 0 or trainer.done):
+        record |= trainer.lpf()
     factor = record.pop("budget_factor")
     record["delta"] = cfg.optimizer.delta * factor if "delta" in cfg.optimizer else None
     record["seconds"] = time.perf_counter() - start

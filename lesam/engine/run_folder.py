@@ -17,11 +17,12 @@ from lesam.engine.files import save_torch, write_json, write_text
 
 
 class RunFolder:
-    """`.hydra/` (the composed config), `metrics.jsonl`, `final.json`, `last.pt` and `train.log`."""
+    """`.hydra/` (the composed config), `metrics.jsonl`, `rho.jsonl`, `final.json`, `last.pt` and `train.log`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.metrics = self.path / "metrics.jsonl"
+        self.rho = self.path / "rho.jsonl"
         self.final = self.path / "final.json"
         self.checkpoint = self.path / "last.pt"
         self.log = self.path / "train.log"
@@ -63,21 +64,22 @@ class RunFolder:
 
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's line and make it durable."""
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.metrics, record)
+
+    def append_rho(self, record: dict) -> None:
+        """Append one epoch's per-step radii to rho.jsonl and make them durable."""
+        append_line(self.rho, record)
 
     def read_metrics(self) -> list[dict]:
         """All epoch lines written so far."""
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        return read_lines(self.metrics)
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written after the checkpoint a resumed run starts from)."""
-        kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
-        write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+        for path in (self.metrics, self.rho):
+            if path.exists():
+                kept = [r for r in read_lines(path) if r["epoch"] <= epoch]
+                write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_final(self, record: dict) -> None:
         """Write the run's result; its presence marks the run finished."""
@@ -98,3 +100,18 @@ class RunFolder:
                 f"cannot read the checkpoint '{self.checkpoint}' ({type(error).__name__}); "
                 "move it away to start the run over, or delete the run folder"
             ) from error
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append one JSON line to `path` and make it durable."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The JSON lines of `path` ([] if there is no file)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

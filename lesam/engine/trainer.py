@@ -11,11 +11,14 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lesam.analysis.batches import Batches, fixed_batches, full_fp32, unaugmented_split
+from lesam.analysis.lpf import lpf_record
 from lesam.data import build_data
 from lesam.engine.closure import BatchClosure
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import evaluate
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
+from lesam.engine.rho_trace import RhoTrace
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
 
@@ -48,6 +51,7 @@ class Trainer:
         self.steps_per_epoch = len(self.train_loader)
         self.schedule = StepSchedule(cfg.schedule, cfg.optimizer, t.epochs, self.steps_per_epoch)
         self.epoch, self.step = 0, 0  # epochs finished, optimizer steps taken
+        self.lpf_batches: Batches | None = None  # built on the first LPF measurement
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.trainer.workers
@@ -76,6 +80,7 @@ class Trainer:
         self.generator.manual_seed(seed)
         self.model.train()
         stats = EpochStats(self.device)
+        trace = RhoTrace(t.rho_every)
         start = time.perf_counter()
         progress = None if t.progress else True  # tqdm's None: shown on a terminal only
         batches = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, disable=progress)
@@ -98,6 +103,7 @@ class Trainer:
             stats.add_batch(loss, closure.logits, labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
+                trace.add(self.step, self.optimizer.last_rho)
             self.step += 1
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -111,11 +117,23 @@ class Trainer:
             "skipped_steps": int(skipped.item()) if skipped is not None else 0,
             "images_per_s": stats.samples / seconds,
             "train_seconds": seconds,
+            "rho_trace": trace.read(),
         }
 
     def evaluate(self) -> dict:
         """Test loss and accuracy (in percent) of the current weights."""
         return evaluate(self.forward, self.test_loader, self.device, self.autocast, self.cfg.trainer.channels_last)
+
+    def lpf(self) -> dict:
+        """LPF flatness of the current weights over fixed, unaugmented training batches (`trainer.lpf`)."""
+        t = self.cfg.trainer
+        if self.lpf_batches is None:
+            train = unaugmented_split(self.cfg.dataset, "train")
+            self.lpf_batches = fixed_batches(train, t.eval_batch_size, t.lpf.batches, self.cfg.seed, self.device)
+        # its own generator: the noise neither draws from nor depends on the training's random state
+        generator = torch.Generator(self.device).manual_seed(epoch_seed(self.cfg.seed, self.epoch))
+        with full_fp32():
+            return lpf_record(self.model, self.lpf_batches, t.lpf.sigma, t.lpf.samples, generator)
 
     def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)

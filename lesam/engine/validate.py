@@ -42,6 +42,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.device": _choice("auto", "cpu", "cuda"),
     "trainer.precision": _choice("auto", "bf16", "fp16", "fp32"),
     "trainer.bn_second_pass": _choice("update", "freeze"),
+    "trainer.rho_every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = none)"),
+    "trainer.lpf.every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = off)"),
+    "trainer.lpf.sigma": (lambda v: v >= 0, "must be >= 0"),
+    "trainer.lpf.samples": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "trainer.lpf.batches": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
 }
 
 
