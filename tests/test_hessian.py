@@ -1,15 +1,20 @@
 """Hessian eigenvalues and trace against Hessians known exactly: a quadratic and linear models."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from conftest import CONFIGS, compose_config, smoke_overrides
+from conftest import CONFIGS, ROOT, compose_config, smoke_overrides
 from lesam.analysis.hessian import HessianOperator, hessian, hutchinson_trace, model_operator, top_eigenvalues
 from lesam.analysis.loaded_run import LoadedRun
 from lesam.engine.errors import UserError
+from lesam.engine.run import run
 from lesam.models import build_model
 
 REL = 1e-3
@@ -113,3 +118,15 @@ def test_hessian_analysis_of_a_small_cnn_runs_in_eval_mode(tmp_path):
     assert len(result["eigenvalues"]) == 2 and abs(result["eigenvalues"][0]) >= abs(result["eigenvalues"][1])
     assert result["examples"] == 32 and result["trace_samples"] <= 5
     assert all(torch.equal(a, b) for a, b in zip(running, model.buffers(), strict=True))  # BN statistics untouched
+
+
+def test_analyze_py_writes_hessian_json_next_to_the_checkpoint(tmp_path):
+    cfg = compose_config(smoke_overrides(tmp_path, "model=mlp", "model.hidden=[8]", "trainer.epochs=1"))
+    run(cfg, folder=tmp_path / "run")
+    command = [sys.executable, "analyze.py", "analysis=hessian", f"checkpoint={tmp_path / 'run' / 'last.pt'}"]
+    command += ["analysis.top_k=2", "analysis.max_iter=3", "analysis.num_batches=1", "device=cpu"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "run" / "hessian.json").read_text())
+    assert written["analysis"]["name"] == "hessian" and len(written["eigenvalues"]) == 2
+    assert written["examples"] == 64 and written["parameters"] == 3072 * 8 + 8 + 8 * 10 + 10
