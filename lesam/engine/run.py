@@ -68,7 +68,7 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     while not trainer.done:
         record = _epoch(cfg, trainer)
         seconds += record["seconds"]
-        trace = record.pop("rho_trace")
+        trace = record.pop("rho_trace", None)
         if trace is not None:
             folder.append_rho({"epoch": record["epoch"]} | trace)
         folder.append_metrics(record)

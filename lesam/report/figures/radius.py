@@ -35,6 +35,7 @@ def render(runs: list[FigureRun], out: Path) -> list[Path]:
             budget.plot(*zip(*deltas, strict=True), ls=":", lw=1.2, color="0.2", label="delta_t (right)")
     ax.set(xlabel="epoch", ylabel="radius rho_t", title="LE-SAM's radius during training")
     budget.set_ylabel("loss budget delta_t")
+    budget.set_ylim(bottom=0)
     if ax.has_data():
         handles = ax.get_legend_handles_labels()
         extra = budget.get_legend_handles_labels()
