@@ -31,10 +31,10 @@ demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test ac
 	$(PY) scripts/compare.py outputs/demo
 
 # The paper's figures, drawn from run folders under FROM (default outputs) into FIG_DIR (default
-# figures/). DRY=1 prints the command of every run and analysis a figure needs; OVERRIDES="..."
-# applies train.py overrides to each of its runs, ANALYSIS="..." analyze.py overrides to its analyses.
+# figures/). DRY=1 prints the command of every run and analysis a figure needs; ARGS="..." adds
+# train.py overrides to each of its runs, ANALYSIS="..." analyze.py overrides to its analyses.
 FIGURE = $(PY) scripts/figure.py $@ $(if $(FROM),--from $(FROM)) $(if $(FIG_DIR),--out $(FIG_DIR)) \
-	$(if $(DRY),--dry) $(if $(ANALYSIS),--analysis "$(ANALYSIS)") $(OVERRIDES)
+	$(if $(DRY),--dry) $(if $(ANALYSIS),--analysis "$(ANALYSIS)") $(ARGS)
 .PHONY: fig3 fig4 fig5 fig6 fig7
 
 fig3: $(STAMP)  ## Figure 3: top-50 Hessian eigenvalues and traces, LPF during training (SGD, SAM, LE-SAM)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lesam.engine.cli import explain, fail  # noqa: E402
-from lesam.report.figure_runs import DEFAULT_ROOT  # noqa: E402
+from lesam.report.figure_runs import DEFAULT_ROOT, PROJECT  # noqa: E402
 from lesam.report.figures import FIGURES, dry_listing, figure_runs, make_figure  # noqa: E402
 
 
@@ -28,7 +29,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=Path("figures"), help="where the PNG and PDF files go")
     parser.add_argument("--analysis", default="", help="analyze.py overrides, e.g. 'analysis.top_k=20'")
     parser.add_argument("overrides", nargs="*", help="train.py overrides applied to every run")
+    parser.error = lambda message: fail(f"{message}; see python scripts/figure.py --help")
     args = parser.parse_intermixed_args(argv)
+    if Path.cwd() != PROJECT:  # the run folders and the printed commands are relative to the project
+        args.root, args.out = args.root.resolve(), args.out.resolve()
+        os.chdir(PROJECT)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     analysis_overrides = shlex.split(args.analysis)
     try:

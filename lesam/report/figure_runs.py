@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from lesam.engine.run_folder import RunFolder, read_lines
 from lesam.engine.run_id import register_resolver, run_id
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECT = Path(__file__).resolve().parents[2]
+CONFIGS = PROJECT / "configs"
 DEFAULT_ROOT = Path("outputs")
 
 
@@ -124,12 +126,19 @@ def resolve(specs: Sequence[RunSpec], extra: Sequence[str], root: Path) -> list[
     return runs
 
 
+def python() -> str:
+    """This interpreter, relative to the project when it lives inside it (.venv/bin/python)."""
+    path = Path(sys.executable)
+    return str(path.relative_to(PROJECT)) if path.is_relative_to(PROJECT) else str(path)
+
+
 def train_command(run: FigureRun, root: Path) -> str:
     """The command that trains (or resumes) the run into the folder the figure reads."""
     where = [] if Path(root) == DEFAULT_ROOT else [f"output_root={root}"]
-    return shlex.join(["python", "train.py", *run.overrides, *where])
+    return shlex.join([python(), "train.py", *run.overrides, *where])
 
 
 def analysis_command(run: FigureRun, analysis: str, extra: Sequence[str]) -> str:
     """The command that writes <run folder>/<analysis>.json."""
-    return shlex.join(["python", "analyze.py", f"analysis={analysis}", f"checkpoint={run.folder / 'last.pt'}", *extra])
+    checkpoint = f"checkpoint={run.folder / 'last.pt'}"
+    return shlex.join([python(), "analyze.py", f"analysis={analysis}", checkpoint, *extra])
