@@ -52,6 +52,27 @@ tables: $(STAMP)  ## write every table from the runs under outputs/ (or FROM=DIR
 
 smoke: $(STAMP)  ## every experiment preset for 2 steps, tiny, on synthetic data; then every table end to end
 	$(PY) scripts/smoke.py
+# The paper's figures, drawn from run folders under FROM (default outputs) into FIG_DIR (default
+# figures/). DRY=1 prints the command of every run and analysis a figure needs; ARGS="..." adds
+# train.py overrides to each of its runs, ANALYSIS="..." analyze.py overrides to its analyses.
+FIGURE = $(PY) scripts/figure.py $@ $(if $(FROM),--from $(FROM)) $(if $(FIG_DIR),--out $(FIG_DIR)) \
+	$(if $(DRY),--dry) $(if $(ANALYSIS),--analysis "$(ANALYSIS)") $(ARGS)
+.PHONY: fig3 fig4 fig5 fig6 fig7
+
+fig3: $(STAMP)  ## Figure 3: top-50 Hessian eigenvalues and traces, LPF during training (SGD, SAM, LE-SAM)
+	@$(FIGURE)
+
+fig4: $(STAMP)  ## Figure 4: loss landscapes of SGD, SAM and LE-SAM (surface, contour, 1-D)
+	@$(FIGURE)
+
+fig5: $(STAMP)  ## Figure 5: LE-SAM's radius rho_t step by step over training
+	@$(FIGURE)
+
+fig6: $(STAMP)  ## Figure 6: SGD until epoch 160, then SAM or LE-SAM, vs each from the start
+	@$(FIGURE)
+
+fig7: $(STAMP)  ## Figure 7: accuracy against delta (LE-SAM) and alpha (LE-SAM+), three seeds
+	@$(FIGURE)
 
 clean:  ## remove caches and the demo's runs (keeps .venv and outputs/ of real runs)
 	rm -rf outputs/demo .pytest_cache

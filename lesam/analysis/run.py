@@ -9,7 +9,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.analysis.accuracy import accuracy
+from lesam.analysis.hessian import hessian
+from lesam.analysis.landscape import landscape
 from lesam.analysis.loaded_run import LoadedRun, load_run
+from lesam.analysis.lpf import lpf
 from lesam.analysis.pgd import pgd
 from lesam.engine.errors import UserError
 from lesam.engine.files import write_json
@@ -20,6 +23,9 @@ log = logging.getLogger("lesam")
 ANALYSES: dict[str, Callable[[DictConfig, LoadedRun], dict]] = {
     "accuracy": accuracy,
     "pgd": pgd,
+    "hessian": hessian,
+    "lpf": lpf,
+    "landscape": landscape,
 }
 
 

@@ -74,6 +74,9 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     while not trainer.done:
         record = _epoch_or_stop(cfg, trainer, folder, seconds)
         seconds += record["seconds"]
+        trace = record.pop("rho_trace", None)
+        if trace is not None:
+            folder.append_rho({"epoch": record["epoch"]} | trace)
         folder.append_metrics(record)
         folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
         logger.log(record, step=trainer.epoch)
@@ -130,6 +133,9 @@ def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
         record |= trainer.evaluate()
     else:
         record |= {"test_loss": None, "test_acc": None}
+    lpf_every = cfg.trainer.lpf.every
+    if lpf_every and (trainer.epoch % lpf_every == 0 or trainer.done):
+        record |= trainer.lpf()
     factor = record.pop("budget_factor")
     record["delta"] = cfg.optimizer.delta * factor if "delta" in cfg.optimizer else None
     record["seconds"] = time.perf_counter() - start

@@ -16,11 +16,12 @@ from lesam.engine.files import load_weights, save_torch, write_json, write_text
 
 
 class RunFolder:
-    """`.hydra/` (the composed config), `metrics.jsonl`, `final.json`, `last.pt` and `train.log`."""
+    """`.hydra/` (the composed config), `metrics.jsonl`, `rho.jsonl`, `final.json`, `last.pt` and `train.log`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.metrics = self.path / "metrics.jsonl"
+        self.rho = self.path / "rho.jsonl"
         self.final = self.path / "final.json"
         self.checkpoint = self.path / "last.pt"
         self.log = self.path / "train.log"
@@ -62,22 +63,22 @@ class RunFolder:
 
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's line and make it durable."""
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.metrics, record)
+
+    def append_rho(self, record: dict) -> None:
+        """Append one epoch's per-step radii to rho.jsonl and make them durable."""
+        append_line(self.rho, record)
 
     def read_metrics(self) -> list[dict]:
-        """All epoch lines written so far (a last line without its newline was cut off by a crash: left out)."""
-        if not self.metrics.exists():
-            return []
-        lines = self.metrics.read_text().split("\n")[:-1]  # the piece after the last newline is never whole
-        return [json.loads(line) for line in lines if line.strip()]
+        """All epoch lines written so far."""
+        return read_lines(self.metrics)
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written after the checkpoint a resumed run starts from)."""
-        kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
-        write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+        for path in (self.metrics, self.rho):
+            if path.exists():
+                kept = [r for r in read_lines(path) if r["epoch"] <= epoch]
+                write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_final(self, record: dict) -> None:
         """Write the run's result; its presence marks the run finished."""
@@ -123,3 +124,23 @@ class ReplicaFolder(RunFolder):
 
     def save_checkpoint(self, state: dict) -> None:
         """Rank 0 alone writes."""
+
+    def append_rho(self, record: dict) -> None:
+        """Rank 0 alone writes."""
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append one JSON line to `path` and make it durable."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The JSON lines of `path` ([] if there is no file); a last line without its newline was cut off by
+    a crash and is left out."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the piece after the last newline is never whole
+    return [json.loads(line) for line in lines if line.strip()]

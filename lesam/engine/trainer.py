@@ -13,6 +13,8 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lesam.analysis.batches import Batches, fixed_batches, full_fp32, unaugmented_split
+from lesam.analysis.lpf import lpf_record
 from lesam.data import build_data
 from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
 from lesam.engine import distributed
@@ -22,6 +24,7 @@ from lesam.engine.evaluation import domain_record, evaluate, shot_record
 from lesam.engine.guards import StepGuard
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
 from lesam.engine.preemption import STOP, Interrupted
+from lesam.engine.rho_trace import RhoTrace
 from lesam.engine.rng import rng_state, set_rng_state
 from lesam.methods import build_method
 from lesam.models import build_model
@@ -73,6 +76,7 @@ class Trainer:
         self.epoch, self.step = 0, 0  # epochs finished, optimizer steps taken
         self.resume_rng: dict | None = None  # this process's RNG state at a mid-epoch checkpoint
         self.partial: dict | None = None  # the interrupted epoch's statistics and seconds so far
+        self.lpf_batches: Batches | None = None  # built on the first LPF measurement
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         """Training: this process's share of each global batch, in the epoch's order; testing: its shard."""
@@ -112,6 +116,7 @@ class Trainer:
         self.generator.manual_seed(seed)
         stats, done_seconds = self._resume_epoch()
         self.model.train()
+        trace = RhoTrace(t.rho_every)
         start = time.perf_counter()
         progress = None if t.progress and distributed.is_main() else True  # tqdm's None: shown on a terminal only
         batches = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, disable=progress)
@@ -136,6 +141,7 @@ class Trainer:
             stats.add_batch(loss, closure.logits, batch.labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
+                trace.add(self.step, self.optimizer.last_rho)
             self.step += 1
             self.method.after_step(self.step)
             self.guard.after(self.step)
@@ -153,6 +159,7 @@ class Trainer:
             "skipped_steps": int(skipped.item()) if skipped is not None else 0,
             "images_per_s": stats.samples / seconds,
             "train_seconds": seconds,
+            "rho_trace": trace.read(),
         }
 
     def _resume_epoch(self) -> tuple[EpochStats, float]:
@@ -188,6 +195,17 @@ class Trainer:
         counts = self.data.class_counts
         record = evaluate(model, self.test_loader, *args, num_classes=None if counts is None else self.data.num_classes)
         return record if counts is None else shot_record(record, counts)
+
+    def lpf(self) -> dict:
+        """LPF flatness of the current weights over fixed, unaugmented training batches (`trainer.lpf`)."""
+        t = self.cfg.trainer
+        if self.lpf_batches is None:
+            train = unaugmented_split(self.cfg.dataset, "train")
+            self.lpf_batches = fixed_batches(train, t.eval_batch_size, t.lpf.batches, self.cfg.seed, self.device)
+        # its own generator: the noise neither draws from nor depends on the training's random state
+        generator = torch.Generator(self.device).manual_seed(epoch_seed(self.cfg.seed, self.epoch))
+        with full_fp32():
+            return lpf_record(self.model, self.lpf_batches, t.lpf.sigma, t.lpf.samples, generator)
 
     def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)

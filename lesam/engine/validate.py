@@ -56,6 +56,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.bn_second_pass": _choice("update", "freeze"),
     "trainer.nonfinite_window": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1"),
     "optimizer.perturb_sync": _choice("global", "local"),
+    "trainer.rho_every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = none)"),
+    "trainer.lpf.every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = off)"),
+    "trainer.lpf.sigma": (lambda v: v >= 0, "must be >= 0"),
+    "trainer.lpf.samples": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "trainer.lpf.batches": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
 }
 
 
