@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -66,27 +68,27 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
-    logging.getLogger().addHandler(_file_handler(folder.log))
-    if checkpoint is not None:
-        folder.keep_metrics_through(trainer.epoch)
-        log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
-    logger = make_logger(cfg, folder.path)
-    while not trainer.done:
-        record = _epoch_or_stop(cfg, trainer, folder, seconds)
-        seconds += record["seconds"]
-        trace = record.pop("rho_trace", None)
-        if trace is not None:
-            folder.append_rho({"epoch": record["epoch"]} | trace)
-        folder.append_metrics(record)
-        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
-        logger.log(record, step=trainer.epoch)
-        log.info(_summary(record))
-    distributed.barrier()  # rank 0 has written every record
-    final = result(cfg, folder.read_metrics(), seconds, trainer)
-    folder.write_final(final)
-    logger.finish()
-    log.info("done: test accuracy %s%% -> %s", _fmt(final["test_acc"]), folder.final)
-    return final
+    with _logging_to(folder.log):
+        if checkpoint is not None:
+            folder.keep_metrics_through(trainer.epoch)
+            log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
+        logger = make_logger(cfg, folder.path)
+        while not trainer.done:
+            record = _epoch_or_stop(cfg, trainer, folder, seconds)
+            seconds += record["seconds"]
+            trace = record.pop("rho_trace", None)
+            if trace is not None:
+                folder.append_rho({"epoch": record["epoch"]} | trace)
+            folder.append_metrics(record)
+            folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+            logger.log(record, step=trainer.epoch)
+            log.info(_summary(record))
+        distributed.barrier()  # rank 0 has written every record
+        final = result(cfg, folder.read_metrics(), seconds, trainer)
+        folder.write_final(final)
+        logger.finish()
+        log.info("done: test accuracy %s%% -> %s", _fmt(final["test_acc"]), folder.final)
+        return final
 
 
 def _checkpoint(cfg: DictConfig, trainer: Trainer, seconds: float) -> dict:
@@ -155,7 +157,14 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _file_handler(path: Path) -> logging.Handler:
+@contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """Copy the log into the run's train.log while the run trains (and only then)."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    return handler
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

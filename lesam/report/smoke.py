@@ -7,7 +7,6 @@ gets one line in PRESETS (its overrides replace SMOKE_DATA), a new model one lin
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,23 +101,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@contextmanager
-def own_log_handlers() -> Iterator[None]:
-    """Remove the log handlers that runs add to the root logger (Hydra resets them between its jobs)."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    try:
-        yield
-    finally:
-        for handler in [h for h in root.handlers if h not in before]:
-            root.removeHandler(handler)
-            handler.close()
-
-
 def train_in_process(cfg: DictConfig, folder: Path) -> dict:
     """Train (or skip, if finished) one run in this process."""
-    with own_log_handlers():
-        return train(cfg, folder=folder)
+    return train(cfg, folder=folder)
 
 
 @dataclass
