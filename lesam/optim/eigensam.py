@@ -1,4 +1,4 @@
-"""Eigen-SAM: SAM's perturbation tilted towards the top Hessian eigenvector (Luo et al., 2025)."""
+"""Eigen-SAM: SAM's perturbation tilted towards the top Hessian eigenvector (Luo et al., NeurIPS 2024)."""
 
 from __future__ import annotations
 

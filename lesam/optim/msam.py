@@ -1,4 +1,4 @@
-"""Momentum-SAM: perturb along the momentum buffer, one pass per step (Becker et al., 2025)."""
+"""Momentum-SAM: perturb along the momentum buffer, one pass per step (Becker et al., NeurIPS 2025)."""
 
 from __future__ import annotations
 
