@@ -202,8 +202,10 @@ class SharpnessAware(Optimizer):
         """
         weights = set()
         for group in self.param_groups:
-            names = group.get("param_names", ["weight"] * len(group["params"]))
-            weights.update(p for p, name in zip(group["params"], names, strict=True) if "weight" in name)
+            if "param_names" not in group:
+                weights.update(group["params"])
+                continue
+            weights.update(p for p, name in zip(group["params"], group["param_names"], strict=True) if "weight" in name)
         return weights
 
     def _unscale_and_check(self, grads: list[Tensor]) -> None:
