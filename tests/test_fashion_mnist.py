@@ -8,17 +8,14 @@ from conftest import compose_config
 from lesam.engine.run import run
 
 PACKAGE = Path("/usr/share/datasets/fashion-mnist")
-# Momentum-SAM costs one pass, like SGD; the two-pass family adds about two minutes on two cores: slow.
-SLOW = ["asam", "esam", "fsam", "eigensam", "gsam", "ssam"]
+FAMILY = ["asam", "esam", "fsam", "eigensam", "gsam", "ssam", "msam"]
 
 
 @pytest.mark.skipif(
     not PACKAGE.exists(),
     reason="needs the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
 )
-@pytest.mark.parametrize(
-    "optimizer", ["sgd", "sam", "lesam", "msam", *(pytest.param(o, marks=pytest.mark.slow) for o in SLOW)]
-)
+@pytest.mark.parametrize("optimizer", ["sgd", "sam", "lesam", *FAMILY])
 def test_one_epoch_passes_85_percent(optimizer, tmp_path):
     cfg = compose_config(
         [
