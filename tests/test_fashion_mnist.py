@@ -8,13 +8,14 @@ from conftest import compose_config
 from lesam.engine.run import run
 
 PACKAGE = Path("/usr/share/datasets/fashion-mnist")
+FAMILY = ["asam", "esam", "fsam", "eigensam", "gsam", "ssam", "msam"]
 
 
 @pytest.mark.skipif(
     not PACKAGE.exists(),
     reason="needs the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
 )
-@pytest.mark.parametrize("optimizer", ["sgd", "sam", "lesam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "sam", "lesam", *FAMILY])
 def test_one_epoch_passes_85_percent(optimizer, tmp_path):
     cfg = compose_config(
         [

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lesam.optim import LossScaler
@@ -43,7 +44,8 @@ class BatchClosure:
     are kept for the training accuracy, and it runs inside `first_pass` (DDP's no_sync for
     per-process perturbations). Later calls are perturbed passes; with `freeze_bn` they leave
     BatchNorm's running statistics unchanged. A step whose loss is not finite is skipped like one
-    whose gradient is not.
+    whose gradient is not. A call may take the indices of the samples it runs on (ESAM's data
+    selection); `sample_losses` and `differentiable_loss` serve methods that need more than a gradient.
     """
 
     def __init__(
@@ -61,13 +63,43 @@ class BatchClosure:
         self.calls = 0
         self.logits: Tensor | None = None
 
-    def __call__(self) -> Tensor:
-        frozen = frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()
+    def __call__(self, samples: Tensor | None = None) -> Tensor:
+        """Forward and backward on the batch, or on the samples whose indices are given."""
+        batch = self.batch if samples is None else self.batch.subset(samples)
         with self.first_pass() if self.calls == 0 else nullcontext():
-            with frozen:
-                loss, logits = self.loss(self.model, self.batch, self.autocast)
+            with self._bn_context():
+                loss, logits = self.loss(self.model, batch, self.autocast)
             if self.calls == 0:
                 self.logits = logits.detach()
             self.calls += 1
             (self.loss_scaler.scale(loss) if self.loss_scaler else loss).backward(backward_seed(loss))
         return loss.detach()
+
+    @torch.no_grad()
+    def sample_losses(self, logits: Tensor | None = None) -> Tensor:
+        """Each sample's loss: from `logits`, or from a forward pass (no backward) at the current weights."""
+        if logits is None:
+            with self._bn_context():
+                _, logits = self.loss(self.model, self.batch, self.autocast)
+        return F.cross_entropy(logits.float(), self.batch.labels, reduction="none")
+
+    def differentiable_loss(self) -> Tensor:
+        """The mean loss at the current weights with its graph kept, for Hessian-vector products.
+
+        The model runs in eval mode, so BatchNorm normalises with its running statistics and
+        leaves them alone (as the Eigen-SAM code does), and uncompiled, since compiled graphs
+        do not support double backward. No backward is run and the pass is not counted.
+        """
+        model = getattr(self.model, "_orig_mod", self.model)
+        model = getattr(model, "module", model)  # the network inside DDP: a local product, no collectives
+        training = model.training
+        model.eval()
+        try:
+            with torch.enable_grad():
+                return self.loss(model, self.batch, self.autocast)[0]
+        finally:
+            model.train(training)
+
+    def _bn_context(self) -> AbstractContextManager:
+        """Frozen BatchNorm statistics for passes after the first when asked, else nothing."""
+        return frozen_bn_statistics(self.model) if self.freeze_bn and self.calls else nullcontext()

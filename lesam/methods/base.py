@@ -9,7 +9,7 @@ passes of a SAM-style step see the same batch) and `loss` once per forward-backw
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import torch.nn.functional as F
@@ -29,6 +29,12 @@ class Batch:
 
     inputs: Tensor
     labels: Tensor
+
+    def subset(self, samples: Tensor) -> Batch:
+        """The batch restricted to `samples` (indices): every per-sample tensor field is indexed."""
+        n = len(self.labels)
+        per_sample = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v[samples] for k, v in per_sample.items() if isinstance(v, Tensor) and len(v) == n})
 
 
 class Method:

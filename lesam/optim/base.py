@@ -21,6 +21,11 @@ def global_norm(tensors: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
+def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """The inner product of two tensor lists read as one vector each, as a 0-d tensor (no host sync)."""
+    return torch.stack([torch.vdot(x.flatten(), y.flatten()) for x, y in zip(a, b, strict=True)]).sum()
+
+
 class SharpnessAware(Optimizer):
     """Wraps a base optimizer: perturb w to w + e, take the gradient there, restore w, descend.
 
@@ -63,6 +68,7 @@ class SharpnessAware(Optimizer):
         self._momentum_ready = False
         self._perturbed: list[Tensor] = []
         self._scratch: dict[str, dict[Tensor, Tensor]] = defaultdict(dict)
+        self._weights = self._weight_tensors()
 
     # ---- what a method defines -------------------------------------------------------------
 
@@ -81,6 +87,17 @@ class SharpnessAware(Optimizer):
 
     def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:
         """Turn the gradient at w + e into the one the base optimizer descends with (in place)."""
+
+    def perturbed_pass(self, closure: Callable[[], Tensor]) -> None:
+        """The forward-backward pass at w + e (a method may run it on part of the batch)."""
+        closure()
+
+    def extra_state(self) -> dict:
+        """Method state that is not per parameter (step counters, RNG states), saved in `state_dict()`."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what `extra_state` returned."""
 
     # ---- the step ------------------------------------------------------------------------
 
@@ -128,11 +145,11 @@ class SharpnessAware(Optimizer):
         """One full step; `closure` runs forward and backward and returns the loss (at w)."""
         if closure is None:
             raise ValueError(f"{type(self).__name__}.step needs a closure that runs forward and backward")
-        closure = torch.enable_grad()(closure)
-        loss = closure()
+        loss = torch.enable_grad()(closure)()
         if self.perturbing:
             self.first_step(zero_grad=True)
-            closure()
+            with torch.enable_grad():
+                self.perturbed_pass(closure)
             self.second_step()
         else:
             self.plain_step()
@@ -141,14 +158,20 @@ class SharpnessAware(Optimizer):
     # ---- checkpoints ---------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """The base optimizer's state dict, which also holds the method's buffers."""
-        return self.base_optimizer.state_dict()
+        """The base optimizer's state dict, which also holds the method's buffers and `extra_state()`."""
+        state = self.base_optimizer.state_dict()
+        extra = self.extra_state()
+        return state | {"extra": extra} if extra else state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load into the base optimizer and share its new groups and state again."""
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("extra", None)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
+        if extra is not None:
+            self.load_extra_state(extra)
 
     # ---- internals -----------------------------------------------------------------------
 
@@ -162,10 +185,28 @@ class SharpnessAware(Optimizer):
         return [store[p] if p in store else store.setdefault(p, torch.empty_like(p)) for p in like]
 
     def _metric(self, params: list[Tensor]) -> list[Tensor] | None:
-        """ASAM's diagonal metric T = |w| + eta, or None for the Euclidean ball."""
+        """ASAM's diagonal metric T = |w| + eta on weight tensors (1 elsewhere), or None for the Euclidean ball."""
         if not self.adaptive:
             return None
-        return torch._foreach_add(torch._foreach_abs(params), self.eta)
+        metric = torch._foreach_add(torch._foreach_abs(params), self.eta)
+        for p, t in zip(params, metric, strict=True):
+            if p not in self._weights:
+                t.fill_(1.0)
+        return metric
+
+    def _weight_tensors(self) -> set[Tensor]:
+        """The tensors ASAM's code scales: those named '*weight*' when the groups carry names, else all.
+
+        The factory passes `model.named_parameters()`, so biases stay in the Euclidean metric as in
+        the official ASAM code; without names every tensor counts as a weight.
+        """
+        weights = set()
+        for group in self.param_groups:
+            if "param_names" not in group:
+                weights.update(group["params"])
+                continue
+            weights.update(p for p, name in zip(group["params"], group["param_names"], strict=True) if "weight" in name)
+        return weights
 
     def _unscale_and_check(self, grads: list[Tensor]) -> None:
         """Undo fp16 loss scaling and accumulate whether any gradient is not finite."""

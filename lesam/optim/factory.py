@@ -7,10 +7,17 @@ import inspect
 import torch
 from omegaconf import DictConfig
 
+from lesam.optim.asam import ASAM
 from lesam.optim.base import SharpnessAware
+from lesam.optim.eigensam import EigenSAM
+from lesam.optim.esam import ESAM
+from lesam.optim.fsam import FSAM
+from lesam.optim.gsam import GSAM
 from lesam.optim.lesam import LESAM
+from lesam.optim.msam import MSAM
 from lesam.optim.plain import Plain
 from lesam.optim.sam import SAM
+from lesam.optim.ssam import SSAM
 
 # config name -> class; a method's hyperparameters are the config keys its constructor names
 OPTIMIZERS: dict[str, type[SharpnessAware]] = {
@@ -18,6 +25,13 @@ OPTIMIZERS: dict[str, type[SharpnessAware]] = {
     "sam": SAM,
     "lesam": LESAM,
     "lesam_plus": LESAM,
+    "asam": ASAM,
+    "esam": ESAM,
+    "fsam": FSAM,
+    "eigensam": EigenSAM,
+    "gsam": GSAM,
+    "ssam": SSAM,
+    "msam": MSAM,
 }
 BASE_KEYS = ("lr", "momentum", "weight_decay", "nesterov")
 # optimizer.base -> the base optimizer; it takes the BASE_KEYS its constructor names
@@ -35,7 +49,8 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> SharpnessAware:
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{cfg.name}'; choose one of: {', '.join(OPTIMIZERS)}")
     cls, base_cls = OPTIMIZERS[cfg.name], BASES[cfg.base]
-    params = [p for p in model.parameters() if p.requires_grad]
+    # with their names, so that a method can tell weights from biases (ASAM's metric)
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     accepted = inspect.signature(base_cls).parameters
     base = {k: cfg[k] for k in BASE_KEYS if k in accepted}
     optimizer = cls(params, base_cls, **method_kwargs(cls, cfg), **base, fused=True)
