@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lesam.engine.closure import BatchClosure
+from lesam.methods import Batch
 from lesam.optim import ASAM, ESAM, FSAM, GSAM, LESAM, MSAM, SAM, SSAM, EigenSAM, global_norm
 
 BASE = dict(lr=0.1, momentum=0.9, weight_decay=5e-4, fused=True)
@@ -39,8 +40,15 @@ def make(cls, model, **kwargs):
     return cls(list(model.named_parameters()), torch.optim.SGD, **BASE, **kwargs)
 
 
+def cross_entropy(model, batch, autocast):
+    """ERM's loss: the mean cross-entropy and the logits."""
+    with autocast:
+        logits = model(batch.inputs)
+    return torch.nn.functional.cross_entropy(logits.float(), batch.labels), logits
+
+
 def closure(model, x, y):
-    return BatchClosure(model, x, y, nullcontext())
+    return BatchClosure(model, Batch(x, y), nullcontext(), cross_entropy)
 
 
 def flat(tensors):
@@ -123,7 +131,7 @@ def test_esam_second_pass_runs_on_the_sharpest_share_of_the_batch():
     opt = make(ESAM, model, rho=0.5, beta=1.0, gamma=0.25)
     sizes = []
     model.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
-    batch = RecordingClosure(model, x, y, nullcontext())
+    batch = RecordingClosure(model, Batch(x, y), nullcontext(), cross_entropy)
     opt.zero_grad()
     batch()
     opt.first_step(zero_grad=True)
