@@ -5,9 +5,10 @@ import math
 import torch
 from torchvision.transforms import functional as F
 
-from lesam.data.gpu_loader import GpuLoader, cutout
+from lesam.data.gpu_loader import AUGMENTATIONS, GpuLoader, cutout
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CPU = torch.device("cpu")
 
 
 def torchvision_candidates(image: torch.Tensor) -> torch.Tensor:
@@ -28,24 +29,13 @@ def test_every_output_is_a_torchvision_output_and_all_are_equally_likely():
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
     candidates = torchvision_candidates(image).flatten(1)
     draws = 162 * 60
-    loader = GpuLoader(
-        image.expand(draws, -1, -1, -1),
-        torch.zeros(draws),
-        MEAN,
-        STD,
-        1024,
-        torch.device("cpu"),
-        shuffle=True,
-        crop_padding=4,
-        flip=True,
-    )
-    loader.generator.manual_seed(1)
+    images = image.expand(draws, -1, -1, -1)
+    loader = GpuLoader(images, torch.zeros(draws), MEAN, STD, 1024, CPU, True, AUGMENTATIONS["basic"], seed=1)
     counts = torch.zeros(len(candidates))
     for batch, _ in loader:
         distance = torch.cdist(batch.flatten(1), candidates, compute_mode="donot_use_mm_for_euclid_dist")
-        nearest = distance.argmin(dim=1)
         assert distance.min(dim=1).values.max() < 1e-4  # each sample is exactly one candidate
-        counts += torch.bincount(nearest, minlength=len(candidates))
+        counts += torch.bincount(distance.argmin(dim=1), minlength=len(candidates))
     expected = draws / len(candidates)
     chi2 = ((counts - expected) ** 2 / expected).sum().item()
     dof = len(candidates) - 1
@@ -55,24 +45,27 @@ def test_every_output_is_a_torchvision_output_and_all_are_equally_likely():
 def test_cutout_zeroes_the_square_the_per_image_transform_would():
     torch.manual_seed(2)
     batch = torch.randn(64, 3, 32, 32)
-    generator = torch.Generator().manual_seed(3)
-    got = cutout(batch, 16, generator)
-    generator.manual_seed(3)  # the same centres again, drawn as cutout() draws them
-    ys, xs = torch.randint(32, (64, 1, 1), generator=generator), torch.randint(32, (64, 1, 1), generator=generator)
-    for image, result, y, x in zip(batch, got, ys.flatten().tolist(), xs.flatten().tolist(), strict=False):
+    centres = torch.randint(32, (64, 2))
+    got = cutout(batch, 16, centres)
+    for image, result, (y, x) in zip(batch, got, centres.tolist(), strict=True):
         expected = image.clone()
-        expected[..., max(y - 8, 0) : y + 8, max(x - 8, 0) : x + 8] = 0  # Cutout(16) at centre (y, x)
+        expected[..., max(y - 8, 0) : y + 8, max(x - 8, 0) : x + 8] = 0  # lesam.data.cutout.Cutout(16) at (y, x)
         assert torch.equal(result, expected)
 
 
-def test_order_is_a_permutation_and_reseeding_repeats_the_epoch():
+def test_order_is_a_permutation_and_an_epoch_resumes_where_it_stopped():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 4, 4).contiguous()
-    loader = GpuLoader(images, torch.arange(10), (0.0,), (1 / 255,), 4, torch.device("cpu"), shuffle=True)
-    loader.generator.manual_seed(5)
-    first = torch.cat([y for _, y in loader])
-    loader.generator.manual_seed(5)
-    again = [(x, y) for x, y in loader]
-    assert sorted(first.tolist()) == list(range(10)) and len(loader) == 3
-    assert torch.equal(first, torch.cat([y for _, y in again]))
-    for x, y in again:  # images travel with their labels
+    loader = GpuLoader(images, torch.arange(10), (0.0,), (1 / 255,), 4, CPU, shuffle=True, seed=3)
+    loader.set_epoch(5)
+    whole = [(x, y) for x, y in loader]
+    order = torch.cat([y for _, y in whole])
+    assert sorted(order.tolist()) == list(range(10)) and len(loader) == 3
+    loader.set_epoch(5, skip_batches=1)
+    rest = [(x, y) for x, y in loader]
+    assert len(rest) == 2 and all(
+        torch.equal(a[1], b[1]) and torch.equal(a[0], b[0]) for a, b in zip(whole[1:], rest, strict=False)
+    )
+    for x, y in whole:  # images travel with their labels
         assert torch.equal(x[:, 0, 0, 0], y.float())
+    loader.set_epoch(6)
+    assert not torch.equal(order, torch.cat([y for _, y in loader]))
