@@ -99,12 +99,7 @@ def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> 
         *(TINY[model] if args.tiny else []),
     ]
     if args.device == "cpu":
-        overrides += [
-            "trainer.precision=fp32",
-            "trainer.workers=0",
-            "trainer.cuda_graph=false",
-            "trainer.compile=false",
-        ]
+        overrides += ["trainer.precision=fp32", "trainer.workers=0"]
     trainer = Trainer(compose(overrides))
     cuda = trainer.device.type == "cuda"
     trainer.cfg.trainer.max_steps = args.warmup
@@ -152,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["resnet18", "wrn28_10"], choices=sorted(BATCH))
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "sam", "lesam"])
-    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--paths", nargs="+", default=None, choices=list(PATHS), help="default: all (cpu: plain, gpu)")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (compile, capture)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the paper's per model)")
@@ -162,6 +157,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.paths is None:  # CUDA graphs need a GPU, and compiling for the CPU is not what is measured here
+        args.paths = list(PATHS) if args.device == "cuda" else ["plain", "gpu"]
     rows = []
     for model, path, optimizer in itertools.product(args.models, args.paths, args.optimizers):
         try:

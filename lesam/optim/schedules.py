@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from torch import Tensor
 from torch.optim import Optimizer
 
 
@@ -89,5 +90,8 @@ class StepSchedule:
         """Write the values for `step` into the optimizer."""
         factor = self.lr_factor(step)
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+            if isinstance(group["lr"], Tensor):
+                group["lr"].fill_(group["initial_lr"] * factor)  # in place: a captured step reads the tensor
+            else:
+                group["lr"] = group["initial_lr"] * factor
         optimizer.perturb_scale = self.budget_factor(step)
