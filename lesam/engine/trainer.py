@@ -32,6 +32,7 @@ from lesam.engine.rng import rng_state, set_rng_state
 from lesam.methods import Batch, build_method
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
+from lesam.optim.schedules import lr_on_device
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -60,6 +61,8 @@ class Trainer:
             self.forward if replicas is self.model else compiled(self.model, t.compile)
         )  # no collectives
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
+        if t.cuda_graph:
+            check_capturable(cfg, self.device, self.method, self.optimizer)
         self.first_pass = distributed.first_pass_context(
             replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
         )
@@ -73,8 +76,6 @@ class Trainer:
         else:
             self.train_loader = self._loader(train_set, t.batch_size, shuffle=True)
             self.test_loader = self._loader(data.test, t.eval_batch_size, shuffle=False)
-        if t.cuda_graph:
-            check_capturable(cfg, self.device, self.method, self.optimizer)
         self.captured: CapturedStep | None = None  # made at the first step, after a resume has loaded its state
         domains = data.test_domains or {}
         self.domain_loaders = {name: self._loader(d, t.eval_batch_size, shuffle=False) for name, d in domains.items()}
@@ -183,8 +184,7 @@ class Trainer:
     def _captured_step(self) -> CapturedStep:
         """The step as a CUDA graph; learning rates become tensors on the device, so schedules reach the graph."""
         if self.captured is None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=self.device)
+            lr_on_device(self.optimizer, self.device)
             self.captured = CapturedStep(lambda inputs, labels: self._optimizer_step(Batch(inputs, labels)))
         return self.captured
 
