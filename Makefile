@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test test-slow lint demo clean smoke tables $(TABLES)
+.PHONY: help setup test test-slow lint demo bench clean smoke tables $(TABLES)
 TABLES := table1 table2 table3 table4 table5 table6 table7 table_lesam_plus table_dg
 # make tableN [DRY=1] [FROM=DIR] [GPUS=0,1,..] [LAUNCHER=slurm] [SEEDS=0,1,2] [BENCH=file] [ARGS="key=value ..."]
 TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
@@ -33,6 +33,9 @@ lint: $(STAMP)  ## check style (ruff)
 demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test accuracies
 	$(PY) train.py -m experiment=demo optimizer=sgd,lesam
 	$(PY) scripts/compare.py outputs/demo
+
+bench: $(STAMP)  ## time SGD, SAM, LE-SAM per epoch over models, loaders, compile (ARGS="--models resnet18 ...")
+	$(PY) scripts/bench.py $(ARGS)
 
 table1:  ## Table 1: CIFAR-10/100 x ResNet-18, WRN-28-10, PyramidNet-110 x 7 methods x 3 seeds (126 runs)
 table2:  ## Table 2: ImageNet x ResNet-50, ResNet-101 x 7 methods x 3 seeds (42 runs)

@@ -1,4 +1,4 @@
-"""Real data: one epoch of small_cnn on Fashion-MNIST passes 85% test accuracy with each optimizer."""
+"""Real data: one epoch of small_cnn on Fashion-MNIST passes 85% test accuracy with each optimizer and loader."""
 
 from pathlib import Path
 
@@ -15,12 +15,15 @@ FAMILY = ["asam", "esam", "fsam", "eigensam", "gsam", "ssam", "msam"]
     not PACKAGE.exists(),
     reason="needs the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
 )
-@pytest.mark.parametrize("optimizer", ["sgd", "sam", "lesam", *FAMILY])
-def test_one_epoch_passes_85_percent(optimizer, tmp_path):
+@pytest.mark.parametrize(
+    "optimizer,loader", [(o, "torch") for o in ["sgd", "sam", "lesam", *FAMILY]] + [("lesam", "gpu")]
+)
+def test_one_epoch_passes_85_percent(optimizer, loader, tmp_path):
     cfg = compose_config(
         [
             "experiment=demo",
             f"optimizer={optimizer}",
+            f"trainer.loader={loader}",
             "trainer.epochs=1",
             "trainer.device=cpu",
             "trainer.progress=false",

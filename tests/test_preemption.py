@@ -35,11 +35,11 @@ def without_timing(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "lesam"])
-def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, tmp_path, monkeypatch):
-    cfg = compose_config(
-        smoke_overrides(tmp_path, "model=small_cnn", *TINY["small_cnn"], f"optimizer={optimizer}", "trainer.epochs=3")
-    )  # 64 images in batches of 16: 4 steps an epoch; BatchNorm, so its statistics must resume too
+@pytest.mark.parametrize("optimizer,loader", [("sgd", "torch"), ("lesam", "torch"), ("lesam", "gpu")])
+def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, loader, tmp_path, monkeypatch):
+    tiny = [*TINY["small_cnn"], f"optimizer={optimizer}", f"trainer.loader={loader}", "dataset.augment=basic"]
+    cfg = compose_config(smoke_overrides(tmp_path, "model=small_cnn", *tiny, "trainer.epochs=3"))
+    # 64 images in batches of 16: 4 steps an epoch; BatchNorm and augmentation, so their state must resume too
     whole = run(cfg, folder=tmp_path / "whole")
 
     handler = signal.getsignal(signal.SIGTERM)

@@ -29,8 +29,8 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def autocast(precision: str, device: torch.device) -> AbstractContextManager:
-    """Mixed-precision autocast for bf16/fp16; nothing for fp32."""
+def autocast(precision: str, device: torch.device, cache: bool = True) -> AbstractContextManager:
+    """Mixed-precision autocast for bf16/fp16; nothing for fp32. A captured CUDA graph needs `cache` off."""
     if precision not in DTYPES:
         return nullcontext()
-    return torch.autocast(device.type, dtype=DTYPES[precision])
+    return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=cache)

@@ -16,19 +16,23 @@ from tqdm import tqdm
 from lesam.analysis.batches import Batches, fixed_batches, full_fp32, unaugmented_split
 from lesam.analysis.lpf import lpf_record
 from lesam.data import build_data
+from lesam.data.gpu_loader import GpuLoader
 from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
 from lesam.engine import distributed
 from lesam.engine.closure import BatchClosure
+from lesam.engine.cuda_graph import CapturedStep
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import domain_record, evaluate, shot_record
+from lesam.engine.fast_path import check_capturable, compiled, gpu_loaders, use_gpu_loader
 from lesam.engine.guards import StepGuard
 from lesam.engine.precision import autocast, resolve_device, resolve_precision
 from lesam.engine.preemption import STOP, Interrupted
 from lesam.engine.rho_trace import RhoTrace
 from lesam.engine.rng import rng_state, set_rng_state
-from lesam.methods import build_method
+from lesam.methods import Batch, build_method
 from lesam.models import build_model
 from lesam.optim import LossScaler, StepSchedule, build_optimizer
+from lesam.optim.schedules import lr_on_device
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -44,7 +48,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.device = distributed.setup(resolve_device(t.device))
         self.precision = resolve_precision(t.precision, self.device)
-        self.autocast = autocast(self.precision, self.device)
+        self.autocast = autocast(self.precision, self.device, cache=not t.cuda_graph)
         self.data = data = build_data(cfg.dataset)
         self.method = build_method(cfg, data)
         model = build_model(cfg.model, data.num_classes, data.channels, data.image_size)
@@ -52,10 +56,13 @@ class Trainer:
         if t.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         replicas = distributed.replicate(self.model, self.device)  # DDP when there are several processes
-        compiled = torch.compile if t.compile else lambda module: module
-        self.forward = compiled(replicas)
-        self.eval_forward = self.forward if replicas is self.model else compiled(self.model)  # no collectives
+        self.forward = compiled(replicas, t.compile)
+        self.eval_forward = (
+            self.forward if replicas is self.model else compiled(self.model, t.compile)
+        )  # no collectives
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
+        if t.cuda_graph:
+            check_capturable(cfg, self.device, self.method, self.optimizer)
         self.first_pass = distributed.first_pass_context(
             replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
         )
@@ -63,8 +70,13 @@ class Trainer:
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
-        self.train_loader = self._loader(self.method.train_set(data.train), t.batch_size, shuffle=True)
-        self.test_loader = self._loader(data.test, t.eval_batch_size, shuffle=False)
+        train_set = self.method.train_set(data.train)
+        if use_gpu_loader(cfg, self.device, data, train_set):
+            self.train_loader, self.test_loader = gpu_loaders(cfg, self.device, data, cfg.seed)
+        else:
+            self.train_loader = self._loader(train_set, t.batch_size, shuffle=True)
+            self.test_loader = self._loader(data.test, t.eval_batch_size, shuffle=False)
+        self.captured: CapturedStep | None = None  # made at the first step, after a resume has loaded its state
         domains = data.test_domains or {}
         self.domain_loaders = {name: self._loader(d, t.eval_batch_size, shuffle=False) for name, d in domains.items()}
         self.steps_per_epoch = len(self.train_loader)
@@ -126,19 +138,12 @@ class Trainer:
             inputs, labels = self._to_device(inputs, labels)
             self.schedule.apply(self.optimizer, self.step)
             batch = self.method.batch(inputs, labels, self.step / self.steps_per_epoch)
-            closure = BatchClosure(
-                self.forward,
-                batch,
-                self.autocast,
-                self.method.loss,
-                self.optimizer.loss_scaler,
-                freeze_bn=t.bn_second_pass == "freeze",
-                first_pass=self.first_pass if self.optimizer.perturbing else nullcontext,
-            )
-            self.optimizer.zero_grad(set_to_none=True)
             self.guard.before()
-            loss = self.optimizer.step(closure)
-            stats.add_batch(loss, closure.logits, batch.labels)
+            if t.cuda_graph:
+                loss, logits = self._captured_step()(batch.inputs, batch.labels, key=self.optimizer.perturbing)
+            else:
+                loss, logits = self._optimizer_step(batch)
+            stats.add_batch(loss, logits, batch.labels)
             if self.optimizer.perturbing:
                 stats.add_rho(self.optimizer.last_rho)
                 trace.add(self.step, self.optimizer.last_rho)
@@ -162,10 +167,32 @@ class Trainer:
             "rho_trace": trace.read(),
         }
 
+    def _optimizer_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on `batch`: the mean loss at w and the logits the training accuracy is read from."""
+        closure = BatchClosure(
+            self.forward,
+            batch,
+            self.autocast,
+            self.method.loss,
+            self.optimizer.loss_scaler,
+            freeze_bn=self.cfg.trainer.bn_second_pass == "freeze",
+            first_pass=self.first_pass if self.optimizer.perturbing else nullcontext,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        return self.optimizer.step(closure), closure.logits
+
+    def _captured_step(self) -> CapturedStep:
+        """The step as a CUDA graph; learning rates become tensors on the device, so schedules reach the graph."""
+        if self.captured is None:
+            lr_on_device(self.optimizer, self.device)
+            self.captured = CapturedStep(lambda inputs, labels: self._optimizer_step(Batch(inputs, labels)))
+        return self.captured
+
     def _resume_epoch(self) -> tuple[EpochStats, float]:
         """Start the epoch's sampler where an interrupted epoch stopped, with its statistics and RNG state."""
         done = self.step - self.epoch * self.steps_per_epoch  # batches trained before an interruption
-        self.train_loader.sampler.set_epoch(self.epoch, skip_batches=done)
+        order = self.train_loader if isinstance(self.train_loader, GpuLoader) else self.train_loader.sampler
+        order.set_epoch(self.epoch, skip_batches=done)
         stats, seconds = EpochStats(self.device), 0.0
         if done and self.resume_rng is not None:
             set_rng_state(self.resume_rng)

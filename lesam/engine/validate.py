@@ -60,6 +60,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.workers": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "trainer.device": _choice("auto", "cpu", "cuda"),
+    "trainer.loader": _choice("auto", "torch", "gpu"),
+    "trainer.cuda_graph": (lambda v: isinstance(v, bool), "must be true or false"),
+    "trainer.compile": (
+        lambda v: v is None or isinstance(v, bool) or v in COMPILE_MODES,
+        "must be null, true, false or a mode",
+    ),
     "trainer.precision": _choice("auto", "bf16", "fp16", "fp32"),
     "trainer.bn_second_pass": _choice("update", "freeze"),
     "trainer.nonfinite_window": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1"),
@@ -70,6 +76,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.lpf.samples": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.lpf.batches": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
 }
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -41,6 +41,7 @@ class SharpnessAware(Optimizer):
     """
 
     passes = 2  # forward-backward passes per step while perturbing
+    capturable = True  # whether a whole step can be captured as one CUDA graph (no host-side state per step)
     keeps_clean_grad = False  # whether `descent_gradient` needs the gradient at w
     eps = 1e-12  # keeps g / ||g|| finite when g vanishes
     eta = 0.01  # ASAM's offset in the adaptive metric T = |w| + eta
@@ -58,7 +59,9 @@ class SharpnessAware(Optimizer):
         self.state = self.base_optimizer.state
         self.defaults.update(self.base_optimizer.defaults)
         self.adaptive = adaptive
-        self.perturb_scale = 1.0  # the budget schedule's multiplier; 0 turns perturbation off
+        first = self.param_groups[0]["params"][0]
+        self.budget = torch.ones((), device=first.device, dtype=first.dtype)
+        self.perturb_scale = 1.0
         self.max_grad_norm: float | None = None  # clips the descent gradient only
         self.loss_scaler: LossScaler | None = None  # set for fp16
         self.last_rho = torch.zeros(())
@@ -100,6 +103,16 @@ class SharpnessAware(Optimizer):
         """Restore what `extra_state` returned."""
 
     # ---- the step ------------------------------------------------------------------------
+
+    @property
+    def perturb_scale(self) -> float:
+        """The budget schedule's multiplier (0 turns perturbation off); `budget` holds it on the device."""
+        return self._perturb_scale
+
+    @perturb_scale.setter
+    def perturb_scale(self, value: float) -> None:
+        self._perturb_scale = value
+        self.budget.fill_(value)  # in place: radii read this tensor, so a captured step sees each new value
 
     @property
     def perturbing(self) -> bool:

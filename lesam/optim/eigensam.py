@@ -26,6 +26,8 @@ class EigenSAM(SAM):
     value back to the host. v is kept in the optimizer state (key `eigenvector`).
     """
 
+    capturable = False  # the power iteration runs every `freq` steps, by a host-side count
+
     def __init__(
         self,
         params: Params,

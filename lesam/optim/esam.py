@@ -53,6 +53,8 @@ class ESAM(SAM):
         self.beta, self.gamma = beta, gamma
         self.generator = random.Random(torch.initial_seed())
 
+    capturable = False  # the tensors it perturbs are drawn on the host each step
+
     def radius(self, norm: Tensor) -> Tensor:
         """SAM's radius, scaled by 1 / beta for the tensors that are perturbed."""
         return super().radius(norm) / self.beta

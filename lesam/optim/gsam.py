@@ -49,7 +49,7 @@ class GSAM(SAM):
         """rho_t, linear in the learning rate of the first group (times the schedule's multiplier)."""
         group = self.param_groups[0]
         rho = self.rho_min + (self.rho - self.rho_min) * group["lr"] / group["initial_lr"]
-        return torch.full_like(norm, rho * self.perturb_scale)
+        return rho * self.budget
 
     def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:
         """g_adv - alpha * g_perp = (1 + alpha * c) g_adv - alpha * g, c = g.g_adv / ||g_adv||^2."""

@@ -43,7 +43,7 @@ class LESAM(SharpnessAware):
 
     def radius(self, norm: Tensor) -> Tensor:
         """The radius that spends the budget delta to first order, clipped to rho_max."""
-        rho = self.delta * self.perturb_scale / (norm + self.eps)
+        rho = self.delta * self.budget / (norm + self.eps)
         return rho if self.rho_max is None else rho.clamp(max=self.rho_max)
 
     def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:

@@ -39,7 +39,7 @@ class MSAM(SharpnessAware):
 
     def radius(self, norm: Tensor) -> Tensor:
         """The fixed radius rho (times the schedule's multiplier)."""
-        return torch.full_like(norm, self.rho * self.perturb_scale)
+        return self.rho * self.budget
 
     def perturbation(self, params: list[Tensor], buffers: list[Tensor]) -> list[Tensor]:
         """e = -rho * v / ||v|| for the momentum buffers v of `params`."""

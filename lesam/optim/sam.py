@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
@@ -32,4 +31,4 @@ class SAM(SharpnessAware):
 
     def radius(self, norm: Tensor) -> Tensor:
         """The fixed radius rho (times the schedule's multiplier)."""
-        return torch.full_like(norm, self.rho * self.perturb_scale)
+        return self.rho * self.budget

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
+from torch import Tensor
 from torch.optim import Optimizer
 
 
@@ -89,5 +91,14 @@ class StepSchedule:
         """Write the values for `step` into the optimizer."""
         factor = self.lr_factor(step)
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+            if isinstance(group["lr"], Tensor):
+                group["lr"].fill_(group["initial_lr"] * factor)  # in place: a captured step reads the tensor
+            else:
+                group["lr"] = group["initial_lr"] * factor
         optimizer.perturb_scale = self.budget_factor(step)
+
+
+def lr_on_device(optimizer: Optimizer, device: torch.device) -> None:
+    """Hold each group's learning rate as a tensor on `device`, which `StepSchedule.apply` then fills in place."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=device)

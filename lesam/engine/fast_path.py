@@ -1,0 +1,81 @@
+"""The fast path's choices: compiling the model, holding the data on the GPU, capturing the step.
+
+Each option says in one line why it cannot be used when a run asks for it; `trainer.loader=auto`
+takes the GPU loader wherever it computes what the torch loader does.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import Dataset
+
+from lesam.data import DataSplits
+from lesam.data.gpu_loader import AUGMENTATIONS, GpuLoader, image_arrays
+from lesam.engine import distributed
+from lesam.engine.errors import UserError
+from lesam.methods import Method
+from lesam.optim import SharpnessAware
+
+
+def compiled(module: nn.Module, mode: bool | str | None) -> nn.Module:
+    """`module` under torch.compile (`mode` true: the default mode), or as it is when `mode` is off."""
+    if not mode:
+        return module
+    return torch.compile(module, mode=None if mode is True else mode)
+
+
+def gpu_loader_obstacle(cfg: DictConfig, data: DataSplits, dataset: Dataset) -> str | None:
+    """Why the GPU loader cannot serve this run's training data, or None if it can."""
+    augment = cfg.dataset.get("augment", "none")
+    if distributed.world_size() > 1:
+        return "it serves one process; use trainer.loader=torch with several"
+    if dataset is not data.train:
+        return f"method={cfg.method.name} changes the training data"
+    if augment not in AUGMENTATIONS:
+        return f"dataset.augment={augment} has no GPU version; choose one of {', '.join(AUGMENTATIONS)}"
+    if data.mean is None or image_arrays(dataset) is None or image_arrays(data.test) is None:
+        return f"dataset={cfg.dataset.name} is not held as uint8 image arrays"
+    if image_arrays(dataset)[0].shape[-1] != data.image_size:
+        return "the images are resized"
+    return None
+
+
+def use_gpu_loader(cfg: DictConfig, device: torch.device, data: DataSplits, dataset: Dataset) -> bool:
+    """`trainer.loader`: gpu where asked (or a UserError saying why not); auto on a GPU where possible.
+
+    On the CPU the same loader holds the data in memory and augments batches there (what the tests use).
+    """
+    choice = cfg.trainer.loader
+    if choice == "torch" or (choice == "auto" and device.type != "cuda"):
+        return False
+    obstacle = gpu_loader_obstacle(cfg, data, dataset)
+    if obstacle is not None and choice == "gpu":
+        raise UserError(f"trainer.loader=gpu: {obstacle}; or use trainer.loader=torch")
+    return obstacle is None
+
+
+def gpu_loaders(cfg: DictConfig, device: torch.device, data: DataSplits, seed: int) -> tuple[GpuLoader, GpuLoader]:
+    """The training loader (shuffled, augmented as dataset.augment says) and the test loader, on `device`."""
+    t = cfg.trainer
+    train = GpuLoader(
+        *image_arrays(data.train), data.mean, data.std, t.batch_size, device,
+        shuffle=True, augmentation=AUGMENTATIONS[cfg.dataset.get("augment", "none")], seed=seed,
+    )  # fmt: skip
+    test = GpuLoader(*image_arrays(data.test), data.mean, data.std, t.eval_batch_size, device)
+    return train, test
+
+
+def check_capturable(cfg: DictConfig, device: torch.device, method: Method, optimizer: SharpnessAware) -> None:
+    """A UserError if a whole step of this run cannot be captured as one CUDA graph."""
+    reasons = [
+        (device.type != "cuda", "it needs trainer.device=cuda"),
+        (distributed.world_size() > 1, "it runs in one process"),
+        (type(method) is not Method, f"method={cfg.method.name} adds work around the step; it needs method=erm"),
+        (not optimizer.capturable, f"optimizer={cfg.optimizer.name} keeps per-step state on the host"),
+        (not all(g.get("fused") for g in optimizer.param_groups), "the base optimizer must be fused"),
+    ]
+    for failed, reason in reasons:
+        if failed:
+            raise UserError(f"trainer.cuda_graph=true: {reason}; or set trainer.cuda_graph=false")
