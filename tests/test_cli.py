@@ -28,6 +28,7 @@ def train(tmp_path, *overrides):
         (["optimizer=sam", "optimizer.rho=0"], "optimizer.rho"),
         (["trainer.epochz=3"], "epochz"),
         (["trainer.epochs=many"], "trainer.epochs"),
+        (["dataset=synthetic", "optimizer=msam", "optimizer.base=adam"], "optimizer=msam: MSAM perturbs along"),
         (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
     ],
 )

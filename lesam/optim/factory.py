@@ -7,6 +7,7 @@ import inspect
 import torch
 from omegaconf import DictConfig
 
+from lesam.engine.errors import UserError
 from lesam.optim.asam import ASAM
 from lesam.optim.base import SharpnessAware
 from lesam.optim.eigensam import EigenSAM
@@ -53,7 +54,10 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> SharpnessAware:
     params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     accepted = inspect.signature(base_cls).parameters
     base = {k: cfg[k] for k in BASE_KEYS if k in accepted}
-    optimizer = cls(params, base_cls, **method_kwargs(cls, cfg), **base, fused=True)
+    try:
+        optimizer = cls(params, base_cls, **method_kwargs(cls, cfg), **base, fused=True)
+    except ValueError as error:  # a method's own check on its hyperparameters or base: the user's to fix
+        raise UserError(f"optimizer={cfg.name}: {error}") from error
     optimizer.max_grad_norm = cfg.get("grad_clip")
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])

@@ -34,7 +34,9 @@ class MSAM(SharpnessAware):
             raise ValueError(f"rho must be > 0, got {rho}")
         super().__init__(params, base_optimizer, **base_kwargs)
         if not all(group.get("momentum", 0) > 0 for group in self.param_groups):
-            raise ValueError("MSAM perturbs along the momentum buffer: it needs momentum > 0")
+            raise ValueError(
+                "MSAM perturbs along the momentum buffer: it needs optimizer.base=sgd with optimizer.momentum > 0"
+            )
         self.rho = rho
 
     def radius(self, norm: Tensor) -> Tensor:
