@@ -20,7 +20,7 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)  ## create .venv from requirements.txt
 
-test: $(STAMP)  ## run the test suite (CPU, a few minutes)
+test: $(STAMP)  ## run the test suite (CPU, about 10 minutes on two cores)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)  ## run the long tests too
