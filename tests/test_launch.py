@@ -8,7 +8,6 @@ import time
 import pytest
 from hydra import compose
 
-from conftest import CONFIGS
 from lesam.engine.errors import UserError
 from lesam.report import launch
 from lesam.report.aggregate import FINISHED, locate
@@ -106,10 +105,6 @@ def test_unknown_launcher_is_one_clear_error():
 
 
 def test_slurm_launcher_composes():
-    if not (CONFIGS / "launcher" / "slurm.yaml").is_file():
-        reason = "needs configs/launcher/slurm.yaml (not on this branch yet)"
-        print(reason)
-        pytest.skip(reason)
     override = launch.launcher_override("slurm")
     runner = FakeRunner()
     launch.sequential(runs(table("table4"), seeds=(0,)), launcher="slurm", runner=runner)
