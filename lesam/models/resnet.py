@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -11,10 +13,22 @@ BLOCKS_PER_STAGE = 2
 STAGE_STRIDES = (1, 2, 2, 2)
 
 
-class BasicBlock(nn.Module):
-    """Post-activation residual block: conv-BN-ReLU-conv-BN, add the shortcut, ReLU."""
+def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The shortcut where a block changes shape: a strided 1x1 convolution and BatchNorm."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+    )
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+
+class BasicBlock(nn.Module):
+    """Post-activation residual block: conv-BN-ReLU-conv-BN, add the shortcut, ReLU.
+
+    `shortcut(in_channels, out_channels, stride)` builds the shortcut where the block changes shape.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, shortcut: Callable[..., nn.Module] = projection
+    ) -> None:
         super().__init__()
         self.residual = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
@@ -23,12 +37,8 @@ class BasicBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+        changes = stride != 1 or in_channels != out_channels
+        self.shortcut = shortcut(in_channels, out_channels, stride) if changes else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

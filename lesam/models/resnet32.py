@@ -7,40 +7,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from lesam.models.init import init_conv_bn
+from lesam.models.resnet import BasicBlock
 
 BLOCKS_PER_STAGE = 5  # 6 * 5 + 2 = 32 layers
 
 
 class ShortcutA(nn.Module):
-    """He et al.'s option A: subsample by 2 and pad the new channels with zeros (no parameters)."""
-
-    def __init__(self, extra_channels: int) -> None:
-        super().__init__()
-        self.pad = extra_channels // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Every other pixel, zero channels on both sides."""
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-
-
-class Block(nn.Module):
-    """conv-BN-ReLU-conv-BN plus the shortcut, then ReLU."""
+    """He et al.'s option A: subsample by the stride and pad the new channels with zeros (no parameters)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.residual = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        )
-        changes = stride != 1 or in_channels != out_channels
-        self.shortcut = ShortcutA(out_channels - in_channels) if changes else nn.Identity()
+        self.stride, self.pad = stride, (out_channels - in_channels) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Residual branch plus shortcut, then ReLU."""
-        return F.relu(self.residual(x) + self.shortcut(x))
+        """Every `stride`-th pixel, zero channels on both sides."""
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad))
 
 
 class ResNet32(nn.Module):
@@ -58,7 +39,7 @@ class ResNet32(nn.Module):
         for stage in range(3):
             out_channels = width * 2**stage
             for index in range(BLOCKS_PER_STAGE):
-                blocks.append(Block(channels, out_channels, 2 if stage and not index else 1))
+                blocks.append(BasicBlock(channels, out_channels, 2 if stage and not index else 1, ShortcutA))
                 channels = out_channels
         self.stages = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
