@@ -9,9 +9,6 @@ from torch import nn
 
 from lesam.models.init import init_conv_bn
 
-BLOCKS_PER_STAGE = 2
-STAGE_STRIDES = (1, 2, 2, 2)
-
 
 def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """The shortcut where a block changes shape: a strided 1x1 convolution and BatchNorm."""
@@ -46,24 +43,31 @@ class BasicBlock(nn.Module):
         return self.relu(self.residual(x) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 for small images: 3x3 stride-1 stem, no max-pool, four stages of two blocks."""
+class CifarResNet(nn.Module):
+    """A 3x3 stride-1 stem (no max-pool: 32x32 inputs keep full resolution), stages of basic blocks that
+    double the width and halve the resolution after the first, average pooling, a linear head."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        width: int,
+        stages: int,
+        blocks_per_stage: int,
+        shortcut: Callable[..., nn.Module] = projection,
+    ) -> None:
         super().__init__()
-        # A 3x3 stride-1 stem without max-pool keeps 32x32 inputs at full resolution.
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         )
-        blocks = []
-        channels = width
-        for index, stride in enumerate(STAGE_STRIDES):
-            out_channels = width * 2**index
-            for block in range(BLOCKS_PER_STAGE):
-                block_stride = stride if block == 0 else 1
-                blocks.append(BasicBlock(channels, out_channels, block_stride))
+        blocks, channels = [], width
+        for stage in range(stages):
+            out_channels = width * 2**stage
+            for index in range(blocks_per_stage):
+                stride = 2 if stage and not index else 1
+                blocks.append(BasicBlock(channels, out_channels, stride, shortcut))
                 channels = out_channels
         self.stages = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
@@ -72,3 +76,10 @@ class ResNet18(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of images."""
         return self.head(self.stages(self.stem(x)))
+
+
+class ResNet18(CifarResNet):
+    """ResNet-18 for small images, as used throughout the SAM literature: four stages of two blocks."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64) -> None:
+        super().__init__(num_classes, in_channels, width, stages=4, blocks_per_stage=2)

@@ -6,10 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lesam.models.init import init_conv_bn
-from lesam.models.resnet import BasicBlock
-
-BLOCKS_PER_STAGE = 5  # 6 * 5 + 2 = 32 layers
+from lesam.models.resnet import CifarResNet
 
 
 class ShortcutA(nn.Module):
@@ -24,27 +21,11 @@ class ShortcutA(nn.Module):
         return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad))
 
 
-class ResNet32(nn.Module):
-    """A 3x3 stem, three stages of five blocks (width, 2 width, 4 width channels), pooling, a linear head.
+class ResNet32(CifarResNet):
+    """Three stages of five blocks (width, 2 width, 4 width channels) with option-A shortcuts.
 
     He et al. use width 16; GLMC's code builds its "ResNet-32" with width 64.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
-        )
-        blocks, channels = [], width
-        for stage in range(3):
-            out_channels = width * 2**stage
-            for index in range(BLOCKS_PER_STAGE):
-                blocks.append(BasicBlock(channels, out_channels, 2 if stage and not index else 1, ShortcutA))
-                channels = out_channels
-        self.stages = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
-        init_conv_bn(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of images."""
-        return self.head(self.stages(self.stem(x)))
+        super().__init__(num_classes, in_channels, width, stages=3, blocks_per_stage=5, shortcut=ShortcutA)
