@@ -9,6 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from lesam.engine.run import run
+from lesam.engine.run_folder import RunFolder
 from lesam.engine.run_id import register_resolver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +59,21 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.pop("hydra", None)
     return cfg
+
+
+class Crash(Exception):
+    """Stands for a process that dies."""
+
+
+def crash_after_first_checkpoint(cfg: DictConfig, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run `cfg` in `folder` until its first checkpoint is written, then end it as a crash would."""
+    save = RunFolder.save_checkpoint
+
+    def save_then_crash(self, state):
+        save(self, state)
+        raise Crash
+
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        run(cfg, folder=folder)
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save)

@@ -7,11 +7,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from conftest import compose_config, smoke_overrides, without_hydra
+from conftest import compose_config, crash_after_first_checkpoint, smoke_overrides, without_hydra
 from lesam.analysis.accuracy import accuracy
 from lesam.analysis.loaded_run import load_run
 from lesam.data import build_data
-from lesam.engine import run_folder
 from lesam.engine.precision import autocast
 from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
@@ -134,10 +133,6 @@ def test_linear_probe_trains_the_classifier_alone(tmp_path):
     assert not trainer.optimizer.state  # the run's own optimizer starts fresh, as in ERM++
 
 
-class Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
     "method",
     [
@@ -156,16 +151,7 @@ def test_methods_resume_exactly_and_are_analysed_as_tested(method, tmp_path, mon
     whole = run(cfg, folder=tmp_path / "whole")
     assert math.isfinite(whole["train_loss"]) and math.isfinite(whole["test_loss"])
 
-    save = run_folder.RunFolder.save_checkpoint
-
-    def save_then_stop(self, state):
-        save(self, state)
-        raise Stop
-
-    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stop):
-        run(cfg, folder=tmp_path / "parts")
-    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save)
+    crash_after_first_checkpoint(cfg, tmp_path / "parts", monkeypatch)
     parts = run(cfg, folder=tmp_path / "parts")
     assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
 

@@ -3,15 +3,11 @@
 import pytest
 import torch
 
-from conftest import compose_config, smoke_overrides
+from conftest import compose_config, crash_after_first_checkpoint, smoke_overrides
 from lesam.engine import run_folder
 from lesam.engine.run import run
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
-
-
-class Stop(Exception):
-    pass
 
 
 # overrides that make a method's state cross the epoch boundary (Eigen-SAM's schedule: 4 steps an epoch)
@@ -32,16 +28,7 @@ def test_resume_after_epoch_one_matches_an_uninterrupted_run(optimizer, tmp_path
     )
     whole = run(cfg, folder=tmp_path / "whole")
 
-    save = run_folder.RunFolder.save_checkpoint
-
-    def save_then_stop(self, state):
-        save(self, state)
-        raise Stop
-
-    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stop):
-        run(cfg, folder=tmp_path / "parts")
-    monkeypatch.setattr(run_folder.RunFolder, "save_checkpoint", save)
+    crash_after_first_checkpoint(cfg, tmp_path / "parts", monkeypatch)
     assert len((tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()) == 1
     parts = run(cfg, folder=tmp_path / "parts")
 

@@ -62,7 +62,6 @@ class GpuLoader:
         shuffle: bool = False,
         augmentation: Augmentation = AUGMENTATIONS["none"],
         seed: int = 0,
-        channels_last: bool = False,
     ) -> None:
         pad = augmentation.crop_padding
         self.images = torch.nn.functional.pad(images.to(device), (pad,) * 4) if pad else images.to(device)
@@ -71,7 +70,7 @@ class GpuLoader:
         self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1) * 255
         self.batch_size, self.device, self.shuffle = batch_size, device, shuffle
-        self.augmentation, self.seed, self.channels_last = augmentation, seed, channels_last
+        self.augmentation, self.seed = augmentation, seed
         self.generator = torch.Generator(device=device)
         self.set_epoch(0)
 
@@ -100,8 +99,6 @@ class GpuLoader:
             batch = (batch.float() - self.mean) / self.std
             if centres is not None:
                 batch = cutout(batch, a.cutout, centres[part])
-            if self.channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
             yield batch, self.labels[index]
 
     def _draw(self, n: int, columns: int, high: int) -> Tensor:
