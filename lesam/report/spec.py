@@ -22,6 +22,10 @@ class Metric:
 
     def read(self, folder: Path, config: dict) -> Reading:
         """The value in `folder`, or None when the file or the key is not there."""
+        return _reading(self.value(folder))
+
+    def value(self, folder: Path) -> object:
+        """The JSON value at `key` of `file` in `folder`, or None when the file or the key is not there."""
         path = folder / self.file
         if not path.is_file():
             return None
@@ -30,7 +34,7 @@ class Metric:
             if not isinstance(value, dict) or part not in value:
                 return None
             value = value[part]
-        return _reading(value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,9 @@ class AttackAccuracy(Metric):
 
     def read(self, folder: Path, config: dict) -> Reading:
         """{attack name: accuracy (%)} over the attacks the analysis ran; None if it has not run."""
-        path = folder / self.file
-        if not path.is_file():
+        attacks = self.value(folder)
+        if not isinstance(attacks, dict):
             return None
-        attacks = json.loads(path.read_text()).get(self.key, {})
         return _reading({name: result.get("adv_acc") for name, result in attacks.items()})
 
 
