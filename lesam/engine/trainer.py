@@ -57,9 +57,8 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         replicas = distributed.replicate(self.model, self.device)  # DDP when there are several processes
         self.forward = compiled(replicas, t.compile)
-        self.eval_forward = (
-            self.forward if replicas is self.model else compiled(self.model, t.compile)
-        )  # no collectives
+        # testing runs on the bare model: each process tests its own shard, without collectives
+        self.eval_forward = self.forward if replicas is self.model else compiled(self.model, t.compile)
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
         if t.cuda_graph:
             check_capturable(cfg, self.device, self.method, self.optimizer)
