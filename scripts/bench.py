@@ -14,18 +14,15 @@ import argparse
 import itertools
 import json
 import platform
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lesam.engine.files import write_json  # noqa: E402
-from lesam.engine.run_id import register_resolver  # noqa: E402
-from lesam.engine.trainer import Trainer  # noqa: E402
+from lesam.core.files import write_json
+from lesam.engine.trainer import Trainer
+from lesam.report.plan import composer
 
 EPOCH_IMAGES = 50_000
 BATCH = {"resnet18": 128, "wrn28_10": 256, "pyramidnet110": 256}
@@ -73,14 +70,8 @@ class Timer:
 
 def compose(overrides: list[str]):
     """The config `python train.py <overrides>` would run."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    register_resolver()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
+    with composer() as c:
+        return c.compose(overrides)
 
 
 def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> dict:

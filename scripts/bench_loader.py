@@ -10,7 +10,6 @@ A GPU that trains ResNet-50 at N images/s needs a worker count whose rate here i
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +19,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lesam.data.image_folder import imagenet  # noqa: E402
+from lesam.data.image_folder import imagenet
 
 
 def write_jpegs(root: Path, images: int, classes: int = 10) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lesam.report import load_runs  # noqa: E402
+from lesam.report import load_runs
 
 
 def main(root: str) -> None:

@@ -13,11 +13,10 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lesam.engine.cli import explain, fail  # noqa: E402
-from lesam.report.figure_runs import DEFAULT_ROOT, PROJECT  # noqa: E402
-from lesam.report.figures import FIGURES, dry_listing, figure_runs, make_figure  # noqa: E402
+from lesam.core.paths import PROJECT
+from lesam.engine.cli import explain, fail
+from lesam.report.figures import FIGURES, dry_listing, figure_runs, make_figure
+from lesam.report.plan import DEFAULT_ROOT
 
 
 def main(argv: list[str]) -> None:

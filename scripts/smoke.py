@@ -10,10 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lesam.engine.cli import fail  # noqa: E402
-from lesam.report.smoke import smoke  # noqa: E402
+from lesam.engine.cli import fail
+from lesam.report.smoke import smoke
 
 MARKER = ".smoke"  # only a folder that holds it is cleared
 

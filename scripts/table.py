@@ -10,12 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lesam.engine.cli import fail  # noqa: E402
-from lesam.engine.errors import UserError  # noqa: E402
-from lesam.report.make_table import Options, make_table  # noqa: E402
+from lesam.core.errors import UserError
+from lesam.core.paths import PROJECT
+from lesam.engine.cli import fail
+from lesam.report.make_table import Options, make_table
 
 
 def parse(argv: list[str]) -> tuple[str, Options]:
@@ -43,11 +41,11 @@ def parse(argv: list[str]) -> tuple[str, Options]:
 def main(argv: list[str]) -> int:
     """Run the table command from the project folder; a user mistake ends in one line and status 2."""
     name, options = parse(argv)
-    if Path.cwd() != ROOT:  # run folders and commands are relative to the project folder
+    if Path.cwd() != PROJECT:  # run folders and commands are relative to the project folder
         for key in ("source", "out", "bench"):
             if getattr(options, key) is not None:
                 setattr(options, key, getattr(options, key).resolve())
-        os.chdir(ROOT)
+        os.chdir(PROJECT)
     try:
         return make_table(name, options)
     except UserError as error:

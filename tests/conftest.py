@@ -5,47 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from lesam.core import paths
+from lesam.core.run_folder import RunFolder
 from lesam.engine.run import run
-from lesam.engine.run_folder import RunFolder
-from lesam.engine.run_id import register_resolver
+from lesam.report.plan import composer
+from lesam.report.smoke import TINY_MODELS
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
-TINY = {  # model overrides that keep a CIFAR backbone small enough for a CPU test
-    "resnet18": ["model.width=4"],
-    "wrn28_10": ["model.depth=10", "model.widen_factor=1"],
-    "pyramidnet110": ["model.depth=8", "model.alpha=12"],
-    "small_cnn": ["model.width=8"],
-    "mlp": ["model.hidden=[32]"],
-}
+ROOT, CONFIGS = paths.PROJECT, paths.CONFIGS  # subprocesses run train.py from the project folder
+TINY = TINY_MODELS  # model overrides that keep each backbone small enough for a CPU test
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config that `python train.py <overrides>` would run."""
-    register_resolver()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    with composer() as c:
+        return c.compose(overrides)
 
 
 def smoke_overrides(tmp: Path, *extra: str) -> list[str]:
-    """A run on a few synthetic images, quiet and on the CPU."""
-    return [
-        "dataset=synthetic",
-        "dataset.num_train=64",
-        "dataset.num_test=32",
-        "trainer.batch_size=16",
-        "trainer.eval_batch_size=32",
-        "trainer.workers=0",
-        "trainer.device=cpu",
-        "trainer.progress=false",
-        f"output_root={tmp}",
-        *extra,
-    ]
+    """A run on a few synthetic images, quiet and on the CPU (configs/debug/smoke.yaml), written below `tmp`."""
+    return ["debug=smoke", f"output_root={tmp}", *extra]
 
 
 @pytest.fixture

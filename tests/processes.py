@@ -11,8 +11,8 @@ import torch
 from omegaconf import DictConfig
 
 from conftest import ROOT, TINY, compose_config
+from lesam.core.run_id import run_id
 from lesam.engine.run import run
-from lesam.engine.run_id import run_id
 
 RUN = [  # a few steps of a small MLP: 96 images in global batches of 16, two epochs
     "dataset=synthetic",

@@ -7,11 +7,11 @@ import statistics
 import pytest
 from omegaconf import OmegaConf
 
-from lesam.engine.errors import UserError
-from lesam.report.aggregate import FINISHED, NOT_STARTED, UNFINISHED, Stat, collect, locate
+from lesam.core.errors import UserError
+from lesam.report.aggregate import Stat, collect
 from lesam.report.bench import read_bench
 from lesam.report.paper import PaperValue
-from lesam.report.plan import composer, runs
+from lesam.report.plan import FINISHED, NOT_STARTED, UNFINISHED, composer, locate, runs
 from lesam.report.render import latex, latex_escape, markdown, ours, paper
 from lesam.report.spec import Metric, Table, TargetDomainMean
 from lesam.report.tables import grid, quoted, table

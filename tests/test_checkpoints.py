@@ -5,9 +5,9 @@ import torch
 
 from conftest import TINY, compose_config, smoke_overrides
 from lesam.analysis.loaded_run import load_run
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
+from lesam.core.run_folder import RunFolder
 from lesam.engine.run import run
-from lesam.engine.run_folder import RunFolder
 
 
 class RunsCode:

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import ROOT, compose_config
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.engine.validate import validate
 
 QUICK = ["model=mlp", "dataset=synthetic", "trainer.device=cpu", "trainer.progress=false"]

@@ -9,9 +9,9 @@ import torch
 from processes import RUN, single_process, torchrun, weights, worker_env
 
 from conftest import ROOT, compose_config
+from lesam.core.run_folder import RunFolder
+from lesam.core.run_id import run_id
 from lesam.engine import distributed
-from lesam.engine.run_folder import RunFolder
-from lesam.engine.run_id import run_id
 
 
 @pytest.fixture(scope="module")

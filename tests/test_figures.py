@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from lesam.engine.files import write_json, write_text
+from lesam.core.files import write_json, write_text
 from lesam.engine.run import run
 from lesam.report.figures import dry_listing, ensure_analysis, figure_runs, make_figure
 

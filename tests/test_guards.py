@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY, compose_config, smoke_overrides
-from lesam.engine.closure import backward_seed
+from lesam.core.run_folder import RunFolder
 from lesam.engine.guards import NonFiniteSteps, StepGuard
 from lesam.engine.run import run
-from lesam.engine.run_folder import RunFolder
 from lesam.engine.trainer import Trainer
+from lesam.methods.closure import backward_seed
 from lesam.optim import LESAM
 
 

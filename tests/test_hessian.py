@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from conftest import CONFIGS, ROOT, compose_config, smoke_overrides
 from lesam.analysis.hessian import HessianOperator, hessian, hutchinson_trace, model_operator, top_eigenvalues
 from lesam.analysis.loaded_run import LoadedRun
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.engine.run import run
 from lesam.models import build_model
 

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import compose_config, smoke_overrides
+from lesam.core.errors import UserError
 from lesam.data import build_data
-from lesam.engine.errors import UserError
 from lesam.engine.run import run
 
 CLASSES = ["dog", "elephant", "giraffe"]

@@ -5,10 +5,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import CONFIGS, compose_config, smoke_overrides
-from lesam.analysis.batches import loss_and_accuracy, split_batches
+from lesam.analysis.batches import split_batches
 from lesam.analysis.landscape import coordinates, filter_normalised_direction, landscape
 from lesam.analysis.loaded_run import LoadedRun
 from lesam.analysis.lpf import lpf
+from lesam.engine.evaluation import loss_and_accuracy
 from lesam.models import build_model
 
 

@@ -8,11 +8,10 @@ import time
 import pytest
 from hydra import compose
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.report import launch
-from lesam.report.aggregate import FINISHED, locate
-from lesam.report.plan import composer, runs
-from lesam.report.smoke import SMOKE_DATA, SMOKE_TRAINER
+from lesam.report.plan import FINISHED, composer, locate, runs
+from lesam.report.smoke import SMOKE
 from lesam.report.spec import Analysis, Table
 from lesam.report.tables import grid, table
 
@@ -48,11 +47,11 @@ def test_per_gpu_runs_one_run_per_gpu_then_its_analyses(tmp_path):
     with composer() as c:
         done, trained = planned[0], planned[1]  # finished and analysed; finished, analysis pending
         for run, files in ((done, ("final.json", "accuracy.json")), (trained, ("final.json",))):
-            c.folder(run).mkdir(parents=True)
+            c.folder(run.args).mkdir(parents=True)
             for name in files:
-                (c.folder(run) / name).write_text("{}")
+                (c.folder(run.args) / name).write_text("{}")
         failed = launch.per_gpu(planned, c, ["0", "1"], t.analyses, runner)
-        run_of = {f"checkpoint={c.folder(r) / 'last.pt'}": r for r in planned}
+        run_of = {f"checkpoint={c.folder(r.args) / 'last.pt'}": r for r in planned}
     gpus = {gpu for gpu, *_ in runner.calls}
     assert gpus == {"0", "1"}
     for gpu in gpus:  # never two runs at once on one GPU
@@ -75,7 +74,7 @@ def test_sequential_launch_is_one_multirun_per_family_and_skips_finished_runs(tm
         for r in runs(
             table("table4"),
             seeds=(0,),
-            extra=lambda _: (*SMOKE_DATA, *SMOKE_TRAINER, "model.width=4", f"output_root={tmp_path}"),
+            extra=lambda _: (*SMOKE, "model.width=4", f"output_root={tmp_path}"),
         )
         if r.overrides[0] == "experiment=cifar100_resnet18"
     ]

@@ -73,7 +73,7 @@ def test_shot_groups_follow_the_training_counts():
 
 
 def test_a_bad_imbalance_factor_is_a_user_error(fake_cifar100):
-    from lesam.engine.errors import UserError
+    from lesam.core.errors import UserError
 
     cfg = compose_config(["dataset=cifar100_lt", "dataset.imbalance_factor=0.5"])
     with pytest.raises(UserError, match="imbalance_factor"):

@@ -124,8 +124,10 @@ def test_linear_probe_trains_the_classifier_alone(tmp_path):
         smoke_overrides(tmp_path, "model=mlp", "model.hidden=[16]", "method=ermpp", "method.linear_probe_steps=3")
     )
     trainer = Trainer(without_hydra(cfg))
+    phase = trainer.method.warm_start()
+    assert phase.steps == 3 and phase.module is trainer.model.layers[3]  # ERM++ declares its probe
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.method.before_training(trainer)
+    trainer._warm_start()  # the trainer runs it
     after = trainer.model.state_dict()
     assert torch.equal(after["layers.1.weight"], before["layers.1.weight"])  # the hidden layer: frozen
     assert not torch.equal(after["layers.3.weight"], before["layers.3.weight"])  # the classifier: trained

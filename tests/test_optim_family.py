@@ -6,8 +6,8 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from lesam.engine.closure import BatchClosure
 from lesam.methods import Batch
+from lesam.methods.closure import BatchClosure
 from lesam.optim import ASAM, ESAM, FSAM, GSAM, LESAM, MSAM, SAM, SSAM, EigenSAM, global_norm
 
 BASE = dict(lr=0.1, momentum=0.9, weight_decay=5e-4, fused=True)

@@ -10,11 +10,11 @@ import torch
 from processes import RUN, TORCHRUN, single_process, torchrun, weights, worker_env
 
 from conftest import ROOT, TINY, compose_config, smoke_overrides
+from lesam.core.run_folder import RunFolder
+from lesam.core.run_id import run_id
 from lesam.engine.guards import StepGuard
 from lesam.engine.preemption import STOP, Interrupted
 from lesam.engine.run import run
-from lesam.engine.run_folder import RunFolder
-from lesam.engine.run_id import run_id
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
 

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from conftest import CONFIGS, compose_config
 
 BACKBONES = ("resnet18", "wrn28_10", "pyramidnet110")
-RECIPE_GROUPS = ("recipe_optimizer", "recipe_dataset")
+RECIPE_GROUPS = ("recipe/model_optimizer", "recipe/dataset_optimizer")
 RHO_SWEEPS = sorted(p.stem for p in (CONFIGS / "sweep").glob("rho_*.yaml"))
 
 
@@ -53,7 +53,7 @@ def test_fsam_radius_on_cifar100():
 )
 def test_recipe_keys_exist_in_their_optimizer(path):
     """A misspelt key would be ignored silently by the optimizer factory; each must be the optimizer's own."""
-    group = "model" if path.parts[0] == "recipe_optimizer" else "dataset"
+    group = "model" if path.parts[1] == "model_optimizer" else "dataset"
     options = sorted((p.stem for p in (CONFIGS / group).glob("*.yaml")), key=len, reverse=True)
     first = next(o for o in options if path.stem.startswith(f"{o}_"))  # names may hold '_' themselves
     optimizer = path.stem.removeprefix(f"{first}_")

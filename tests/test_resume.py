@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import compose_config, crash_after_first_checkpoint, smoke_overrides
-from lesam.engine import run_folder
+from lesam.core import run_folder
 from lesam.engine.run import run
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_config, smoke_overrides, without_hydra
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.engine.trainer import Trainer
 from lesam.models import build_model
 

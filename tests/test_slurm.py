@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from submitit.slurm.slurm import SlurmExecutor
 
 from conftest import CONFIGS
-from lesam.engine.run_id import register_resolver
+from lesam.core.run_id import register_resolver
 
 
 def compose_with_hydra(overrides: list[str]):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import compose_config, smoke_overrides
-from lesam.engine import run_folder
-from lesam.engine.errors import UserError
+from lesam.core import run_folder
+from lesam.core.errors import UserError
 from lesam.engine.run import run
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}

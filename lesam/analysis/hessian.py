@@ -17,9 +17,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lesam.analysis.batches import Batches, full_fp32, split_batches
+from lesam.analysis.batches import split_batches
 from lesam.analysis.loaded_run import LoadedRun
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
+from lesam.data.fixed_batches import Batches
+from lesam.engine.precision import full_fp32
 
 RELATIVE_FLOOR = 1e-6  # PyHessian's guard against dividing by an estimate near 0
 

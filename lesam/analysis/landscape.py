@@ -15,9 +15,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lesam.analysis.batches import Batches, full_fp32, loss_and_accuracy, split_batches
+from lesam.analysis.batches import split_batches
 from lesam.analysis.loaded_run import LoadedRun
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
+from lesam.data.fixed_batches import Batches
+from lesam.engine.evaluation import loss_and_accuracy
+from lesam.engine.precision import full_fp32
 
 
 def filter_normalised_direction(params: Sequence[Tensor], generator: torch.Generator) -> list[Tensor]:

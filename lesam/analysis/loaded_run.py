@@ -9,9 +9,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from lesam.core.errors import UserError
+from lesam.core.files import load_weights
 from lesam.data import DataSplits, build_data
-from lesam.engine.errors import UserError
-from lesam.engine.files import load_weights
 from lesam.engine.precision import resolve_device
 from lesam.methods import build_method
 from lesam.models import build_model

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lesam.analysis.loaded_run import LoadedRun
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.engine.precision import autocast, resolve_precision
 
 NORMS = ("linf", "l2")

@@ -14,8 +14,8 @@ from lesam.analysis.landscape import landscape
 from lesam.analysis.loaded_run import LoadedRun, load_run
 from lesam.analysis.lpf import lpf
 from lesam.analysis.pgd import pgd
-from lesam.engine.errors import UserError
-from lesam.engine.files import write_json
+from lesam.core.errors import UserError
+from lesam.core.files import write_json
 
 log = logging.getLogger("lesam")
 

@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
+from lesam.core.errors import UserError
 from lesam.data.cutout import Cutout
 from lesam.data.idx import read_idx
 from lesam.data.tensor_dataset import ImageTensorDataset
-from lesam.engine.errors import UserError
 
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),

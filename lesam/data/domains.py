@@ -11,9 +11,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch.utils.data import ConcatDataset
 
+from lesam.core.errors import UserError
 from lesam.data.datasets import DataSplits
 from lesam.data.image_folder import IMAGENET_STATS, image_folder
-from lesam.engine.errors import UserError
 
 
 def domain_transforms(image_size: int, augment: str):

@@ -11,8 +11,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
+from lesam.core.errors import UserError
 from lesam.data.datasets import DataSplits
-from lesam.engine.errors import UserError
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 LAYOUT = "train/<class>/<image> and val/<class>/<image>"

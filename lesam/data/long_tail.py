@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from lesam.core.errors import UserError
 from lesam.data.datasets import DataSplits, cifar
-from lesam.engine.errors import UserError
 
 
 def long_tail_counts(num_classes: int, max_count: int, imbalance_factor: float) -> list[int]:

@@ -11,10 +11,10 @@ import torch
 from omegaconf import DictConfig
 from torchvision import transforms
 
+from lesam.core.errors import UserError
 from lesam.data.datasets import DataSplits
 from lesam.data.long_tail import long_tail_counts
 from lesam.data.tensor_dataset import ImageTensorDataset
-from lesam.engine.errors import UserError
 
 SHIFTED_DOMAINS = 3  # test domains beside the source, each with its own offset of the patterns
 

@@ -1,1 +1,1 @@
-"""The training loop, run folders, checkpoints and the command-line entry."""
+"""The training loop, checkpoints, processes, guards and the command-line entry."""

@@ -13,10 +13,10 @@ from typing import TypeVar
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from lesam.core.errors import UserError
+from lesam.core.run_id import register_resolver
 from lesam.engine import distributed
-from lesam.engine.errors import UserError
 from lesam.engine.preemption import Interrupted
-from lesam.engine.run_id import register_resolver
 
 EXIT_USER_ERROR = 2
 T = TypeVar("T")

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 
 _host_group: dist.ProcessGroup | None = None  # gloo, for small host-side agreements that must not wait on the GPU
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lesam.data.fixed_batches import Batches
 from lesam.engine import distributed
 from lesam.engine.epoch_stats import EpochStats
 
@@ -46,6 +47,12 @@ def evaluate(
         hits = distributed.all_reduce(hits)
         record["class_acc"] = [100.0 * c / n if n else None for c, n in zip(*hits.tolist(), strict=True)]
     return record
+
+
+def loss_and_accuracy(model: nn.Module, batches: Batches) -> tuple[float, float]:
+    """The model's mean cross-entropy and accuracy (percent) over fixed batches, in eval mode."""
+    result = evaluate(model, batches, batches[0][0].device, nullcontext())
+    return result["test_loss"], result["test_acc"]
 
 
 def domain_record(tested: dict[str, dict]) -> dict:

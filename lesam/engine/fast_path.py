@@ -11,10 +11,10 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import Dataset
 
+from lesam.core.errors import UserError
 from lesam.data import DataSplits
 from lesam.data.gpu_loader import AUGMENTATIONS, GpuLoader, image_arrays
 from lesam.engine import distributed
-from lesam.engine.errors import UserError
 from lesam.methods import Method
 from lesam.optim import SharpnessAware
 
@@ -72,7 +72,7 @@ def check_capturable(cfg: DictConfig, device: torch.device, method: Method, opti
     reasons = [
         (device.type != "cuda", "it needs trainer.device=cuda"),
         (distributed.world_size() > 1, "it runs in one process"),
-        (type(method) is not Method, f"method={cfg.method.name} adds work around the step; it needs method=erm"),
+        (not method.capturable, f"method={cfg.method.name} adds work around the step; it needs method=erm"),
         (not optimizer.capturable, f"optimizer={cfg.optimizer.name} keeps per-step state on the host"),
         (not all(g.get("fused") for g in optimizer.param_groups), "the base optimizer must be fused"),
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.optim import SharpnessAware
 
 

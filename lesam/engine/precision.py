@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -34,3 +35,14 @@ def autocast(precision: str, device: torch.device, cache: bool = True) -> Abstra
     if precision not in DTYPES:
         return nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=cache)
+
+
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """Turn TF32 off for the block: curvature and small loss differences need every bit of fp32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

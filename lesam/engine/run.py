@@ -11,12 +11,12 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from lesam.core.errors import UserError
+from lesam.core.run_folder import ReplicaFolder, RunFolder
+from lesam.core.run_id import run_id
 from lesam.engine import distributed
-from lesam.engine.errors import UserError
 from lesam.engine.logger import make_logger
 from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
-from lesam.engine.run_folder import ReplicaFolder, RunFolder
-from lesam.engine.run_id import run_id
 from lesam.engine.trainer import Trainer
 from lesam.engine.validate import validate
 

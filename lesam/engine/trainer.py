@@ -5,34 +5,42 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lesam.analysis.batches import Batches, fixed_batches, full_fp32, unaugmented_split
-from lesam.analysis.lpf import lpf_record
 from lesam.data import build_data
+from lesam.data.fixed_batches import Batches, fixed_batches, unaugmented_split
 from lesam.data.gpu_loader import GpuLoader
 from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
 from lesam.engine import distributed
-from lesam.engine.closure import BatchClosure
 from lesam.engine.cuda_graph import CapturedStep
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import domain_record, evaluate, shot_record
 from lesam.engine.fast_path import check_capturable, compiled, gpu_loaders, use_gpu_loader
 from lesam.engine.guards import StepGuard
-from lesam.engine.precision import autocast, resolve_device, resolve_precision
+from lesam.engine.lpf import lpf_record
+from lesam.engine.precision import autocast, full_fp32, resolve_device, resolve_precision
 from lesam.engine.preemption import STOP, Interrupted
 from lesam.engine.rho_trace import RhoTrace
 from lesam.engine.rng import rng_state, set_rng_state
 from lesam.methods import Batch, build_method
+from lesam.methods.closure import BatchClosure
 from lesam.models import build_model
-from lesam.optim import LossScaler, StepSchedule, build_optimizer
+from lesam.optim import LossScaler, SharpnessAware, StepSchedule, build_optimizer
 from lesam.optim.schedules import lr_on_device
+
+
+def endless(batches: Iterable) -> Iterator:
+    """The batches of a loader, epoch after epoch."""
+    while True:
+        yield from batches
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -119,7 +127,7 @@ class Trainer:
         """Train one epoch; returns its loss, accuracy, radius statistics, speed and seconds."""
         t, seed = self.cfg.trainer, epoch_seed(self.cfg.seed, self.epoch)
         if self.step == 0:
-            self.method.before_training(self)
+            self._warm_start()
         seed = mixed_seed(seed, distributed.rank()) if distributed.rank() else seed  # augment each share differently
         torch.manual_seed(seed)
         random.seed(seed)
@@ -166,19 +174,44 @@ class Trainer:
             "rho_trace": trace.read(),
         }
 
-    def _optimizer_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on `batch`: the mean loss at w and the logits the training accuracy is read from."""
+    def _optimizer_step(self, batch: Batch, optimizer: SharpnessAware | None = None) -> tuple[Tensor, Tensor]:
+        """One step of `optimizer` (the run's by default) on `batch`: the mean loss at w and the logits the
+        training accuracy is read from."""
+        optimizer = optimizer or self.optimizer
         closure = BatchClosure(
             self.forward,
             batch,
             self.autocast,
             self.method.loss,
-            self.optimizer.loss_scaler,
+            optimizer.loss_scaler,
             freeze_bn=self.cfg.trainer.bn_second_pass == "freeze",
-            first_pass=self.first_pass if self.optimizer.perturbing else nullcontext,
+            first_pass=self.first_pass if optimizer.perturbing else nullcontext,
         )
-        self.optimizer.zero_grad(set_to_none=True)
-        return self.optimizer.step(closure), closure.logits
+        optimizer.zero_grad(set_to_none=True)
+        return optimizer.step(closure), closure.logits
+
+    def _warm_start(self) -> None:
+        """The steps a method declares before the run's own (ERM++'s linear probe): only its module trains,
+        with plain steps of the base optimizer of its own."""
+        phase = self.method.warm_start()
+        if phase is None:
+            return
+        trained = {id(p) for p in phase.module.parameters()}
+        frozen = [p for p in self.model.parameters() if p.requires_grad and id(p) not in trained]
+        optimizer = build_optimizer(OmegaConf.merge(self.cfg.optimizer, {"name": "sgd"}), phase.module)
+        if self.optimizer.loss_scaler is not None:
+            optimizer.loss_scaler = LossScaler(self.device)
+        self.model.train()
+        batches = endless(self.train_loader)
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            for _ in range(phase.steps):
+                inputs, labels = self._to_device(*next(batches))
+                self._optimizer_step(self.method.batch(inputs, labels, 0.0), optimizer)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
 
     def _captured_step(self) -> CapturedStep:
         """The step as a CUDA graph; learning rates become tensors on the device, so schedules reach the graph."""

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
+from lesam.core.paths import CONFIGS
 
 _MISSING = object()
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from lesam.core.errors import UserError
 from lesam.data import DataSplits
-from lesam.engine.errors import UserError
-from lesam.methods.base import Batch, Method
+from lesam.methods.base import Method, WarmStart
+from lesam.methods.batch import Batch
 from lesam.methods.ermpp import ERMPlusPlus
 from lesam.methods.glmc import GLMC
 
@@ -22,4 +23,4 @@ def build_method(cfg: DictConfig, data: DataSplits) -> Method:
     return METHODS[name](cfg, data)
 
 
-__all__ = ["METHODS", "Batch", "Method", "build_method"]
+__all__ = ["METHODS", "Batch", "Method", "WarmStart", "build_method"]

@@ -1,16 +1,16 @@
 """ERM, and the hooks through which a training method changes the loop (GLMC, ERM++).
 
 The trainer calls a method at these points: `wrap` the model and `train_set` the training data
-once; `before_training` when a run starts from scratch; per step, `batch` once (so that both
-passes of a SAM-style step see the same batch) and `loss` once per forward-backward pass, then
-`after_step`; `eval_model` picks the weights that are tested. `state_dict` goes into last.pt.
+once; `warm_start` when a run starts from scratch (the trainer runs the steps it declares); per
+step, `batch` once (so that both passes of a SAM-style step see the same batch) and `loss` once
+per forward-backward pass, then `after_step`; `eval_model` picks the weights that are tested.
+`state_dict` goes into last.pt.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from omegaconf import DictConfig
@@ -18,27 +18,21 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lesam.data import DataSplits
-
-if TYPE_CHECKING:
-    from lesam.engine.trainer import Trainer
+from lesam.methods.batch import Batch
 
 
-@dataclass
-class Batch:
-    """A training batch; `labels` are what the training accuracy is scored against."""
+@dataclass(frozen=True)
+class WarmStart:
+    """Steps before the run's own, in which only `module` trains, with plain steps of the run's base optimizer."""
 
-    inputs: Tensor
-    labels: Tensor
-
-    def subset(self, samples: Tensor) -> Batch:
-        """The batch restricted to `samples` (indices): every per-sample tensor field is indexed."""
-        n = len(self.labels)
-        per_sample = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: v[samples] for k, v in per_sample.items() if isinstance(v, Tensor) and len(v) == n})
+    module: nn.Module
+    steps: int
 
 
 class Method:
     """Empirical risk minimisation: cross-entropy of the model's logits, nothing else changed."""
+
+    capturable = True  # a step is its closure alone, with no host-side work around it (one CUDA graph can hold it)
 
     def __init__(self, cfg: DictConfig, data: DataSplits) -> None:
         self.label_smoothing = cfg.trainer.label_smoothing
@@ -53,8 +47,9 @@ class Method:
         """What the training loader iterates over."""
         return dataset
 
-    def before_training(self, trainer: Trainer) -> None:
-        """Runs once before the first epoch of a run that starts from scratch."""
+    def warm_start(self) -> WarmStart | None:
+        """Steps the trainer runs before the first step of a run that starts from scratch (None: none)."""
+        return None
 
     def batch(self, inputs: Tensor, labels: Tensor, epoch: float) -> Batch:
         """One step's batch (on the device), prepared once for all passes of the step."""

@@ -2,7 +2,7 @@
 
 - Linear-probe warm start: before full training, `linear_probe_steps` steps train the classifier
   alone (the rest frozen) with a separate plain optimizer of the same base and learning rate, as
-  the official code does.
+  the official code does; the method declares them and the trainer runs them.
 - Model parameter averaging: from step `average_start_step` on, the weights (and BatchNorm
   statistics) after every step are averaged with equal weight; the average is what is tested.
 The rest of ERM++ (its data augmentation, Adam, step count and pretrained weights) are config
@@ -12,28 +12,14 @@ values of the pacs/vlcs presets; README lists what is left out.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
-from torch.utils.data import DataLoader
 
 from lesam.data import DataSplits
-from lesam.engine.closure import BatchClosure
-from lesam.methods.base import Method
+from lesam.methods.base import Method, WarmStart
 from lesam.models.classifier import classifier
-from lesam.optim import LossScaler, build_optimizer
-
-if TYPE_CHECKING:
-    from lesam.engine.trainer import Trainer
-
-
-def endless(loader: DataLoader) -> Iterator:
-    """The loader's batches, epoch after epoch."""
-    while True:
-        yield from loader
 
 
 class WeightAverage:
@@ -57,32 +43,16 @@ class WeightAverage:
 class ERMPlusPlus(Method):
     """Cross-entropy training with a linear-probe warm start and weight averaging."""
 
+    capturable = False  # the average is updated on the host's count of steps
+
     def __init__(self, cfg: DictConfig, data: DataSplits) -> None:
         super().__init__(cfg, data)
         self.linear_probe_steps, self.average_start_step = cfg.method.linear_probe_steps, cfg.method.average_start_step
         self.average: WeightAverage | None = None
 
-    def before_training(self, trainer: Trainer) -> None:
-        """The linear probe: plain steps of the base optimizer on the classifier, the rest frozen."""
-        if not self.linear_probe_steps:
-            return
-        head = classifier(self.model)
-        frozen = [p for p in self.model.parameters() if p.requires_grad and all(p is not q for q in head.parameters())]
-        for p in frozen:
-            p.requires_grad_(False)
-        optimizer = build_optimizer(OmegaConf.merge(trainer.cfg.optimizer, {"name": "sgd"}), head)
-        if trainer.optimizer.loss_scaler is not None:
-            optimizer.loss_scaler = LossScaler(trainer.device)
-        self.model.train()
-        batches = endless(trainer.train_loader)
-        for _ in range(self.linear_probe_steps):
-            inputs, labels = (t.to(trainer.device, non_blocking=True) for t in next(batches))
-            batch = self.batch(inputs, labels, 0.0)
-            closure = BatchClosure(trainer.forward, batch, trainer.autocast, self.loss, optimizer.loss_scaler)
-            optimizer.zero_grad(set_to_none=True)
-            optimizer.step(closure)
-        for p in frozen:
-            p.requires_grad_(True)
+    def warm_start(self) -> WarmStart | None:
+        """The linear probe: the classifier alone, for `linear_probe_steps` steps."""
+        return WarmStart(classifier(self.model), self.linear_probe_steps) if self.linear_probe_steps else None
 
     def after_step(self, step: int) -> None:
         """Start or extend the average once `average_start_step` steps are taken."""

@@ -27,9 +27,10 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from lesam.core.errors import UserError
 from lesam.data import DataSplits
-from lesam.engine.errors import UserError
-from lesam.methods.base import Batch, Method
+from lesam.methods.base import Method
+from lesam.methods.batch import Batch
 from lesam.models.classifier import remove_classifier
 
 
@@ -131,6 +132,8 @@ def negative_cosine(prediction: Tensor, target: Tensor) -> Tensor:
 
 class GLMC(Method):
     """GLMC's mixtures, heads and cumulative loss; SAM-style optimizers perturb all of its parameters."""
+
+    capturable = False  # each batch's mixing draws lambda and the CutMix box on the host
 
     def __init__(self, cfg: DictConfig, data: DataSplits) -> None:
         super().__init__(cfg, data)

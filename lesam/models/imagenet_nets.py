@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.models.classifier import classifier, classifier_name
 
 # config name -> torchvision architecture

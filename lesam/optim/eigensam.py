@@ -22,7 +22,7 @@ class EigenSAM(SAM):
     Defaults from the official code (github.com/RitianLuo/EigenSAM, README and utils.py):
     rho 0.1, alpha 0.2, freq 100, power_iters 5. As there, the Hessian is that of the loss with
     the model in eval mode; the closure must offer `differentiable_loss`, as
-    lesam.engine.closure.BatchClosure does. The iteration count is fixed, so no step reads a
+    lesam.methods.closure.BatchClosure does. The iteration count is fixed, so no step reads a
     value back to the host. v is kept in the optimizer state (key `eigenvector`).
     """
 
@@ -58,7 +58,7 @@ class EigenSAM(SAM):
         """Power iteration v <- Hv / ||Hv|| on the batch loss's Hessian, from the stored v."""
         if not hasattr(closure, "differentiable_loss"):
             raise TypeError(
-                "Eigen-SAM needs a closure with differentiable_loss(), such as lesam.engine.closure.BatchClosure"
+                "Eigen-SAM needs a closure with differentiable_loss(), such as lesam.methods.closure.BatchClosure"
             )
         v = [self.state[p].get("eigenvector") for p in params]
         v = [torch.randn_like(p) if u is None else u for p, u in zip(params, v, strict=True)]

@@ -29,7 +29,7 @@ class ESAM(SAM):
       int(gamma * batch) samples with the largest increase. gamma = 1 uses the whole batch and
       skips that forward pass. (The official code keeps the samples strictly above the k-th
       largest increase, one fewer.) The closure must offer `sample_losses` and `logits`, as
-      lesam.engine.closure.BatchClosure does.
+      lesam.methods.closure.BatchClosure does.
 
     The tensor mask comes from the optimizer's own generator (on the host, so no device sync),
     seeded from torch's initial seed and saved in `state_dict()`.
@@ -74,7 +74,7 @@ class ESAM(SAM):
         if not hasattr(closure, "sample_losses"):
             raise TypeError(
                 "ESAM's data selection (gamma < 1) needs a closure with sample_losses() and logits, "
-                "such as lesam.engine.closure.BatchClosure; or set gamma=1"
+                "such as lesam.methods.closure.BatchClosure; or set gamma=1"
             )
         increase = closure.sample_losses() - closure.sample_losses(closure.logits)
         closure(torch.topk(increase, max(1, int(len(increase) * self.gamma))).indices)

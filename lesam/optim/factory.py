@@ -7,7 +7,7 @@ import inspect
 import torch
 from omegaconf import DictConfig
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 from lesam.optim.asam import ASAM
 from lesam.optim.base import SharpnessAware
 from lesam.optim.eigensam import EigenSAM

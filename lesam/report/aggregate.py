@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from lesam.engine.run_id import run_id
 from lesam.report.paper import PaperValue, paper_tables
-from lesam.report.plan import Composer, Run
+from lesam.report.plan import FINISHED, RunState
 from lesam.report.spec import Block, Cell, Reading, Table
-
-log = logging.getLogger("lesam")
-
-FINISHED, UNFINISHED, NOT_STARTED = "finished", "unfinished", "not started"
 
 
 @dataclass
@@ -44,22 +35,6 @@ class Stat:
             return None
         mean = self.mean
         return math.sqrt(sum((v - mean) ** 2 for v in self.values.values()) / (self.n - 1))
-
-
-@dataclass
-class RunState:
-    """Where a planned run is and whether it has finished."""
-
-    run: Run
-    folder: Path | None
-    config: dict | None
-
-    @property
-    def status(self) -> str:
-        """finished (final.json written), unfinished (a folder without it) or not started."""
-        if self.folder is None:
-            return NOT_STARTED
-        return FINISHED if (self.folder / "final.json").is_file() else UNFINISHED
 
 
 @dataclass
@@ -90,39 +65,6 @@ class TableResult:
     def count(self, status: str) -> int:
         """How many runs have `status`."""
         return sum(s.status == status for s in self.states)
-
-
-def index_runs(root: Path) -> dict[str, tuple[Path, dict]]:
-    """Run id -> (folder, config) for every run folder below `root`, the id computed from its saved config.
-
-    Of two folders of one run (a copy, say), a finished one is taken.
-    """
-    found: dict[str, tuple[Path, dict]] = {}
-    for config_file in sorted(Path(root).glob("**/.hydra/config.yaml")):
-        folder = config_file.parent.parent
-        try:
-            config = OmegaConf.load(config_file)
-            key = run_id(config)
-        except Exception as error:  # noqa: BLE001 - an unreadable folder is reported and left out, not fatal
-            log.warning("left out %s: its config cannot be read (%s)", folder, error)
-            continue
-        if key not in found or not (found[key][0] / "final.json").is_file():
-            found[key] = (folder, OmegaConf.to_container(config, resolve=True))
-    return found
-
-
-def locate(planned: Sequence[Run], composer: Composer, root: Path | None = None) -> list[RunState]:
-    """Find each planned run's folder by its run id, below `root` or else below its own output_root."""
-    indexes: dict[Path, dict] = {}
-    states = []
-    for run in planned:
-        cfg = composer.compose(run.args)
-        base = Path(root) if root is not None else Path(cfg.output_root)
-        if base not in indexes:
-            indexes[base] = index_runs(base)
-        folder, config = indexes[base].get(run_id(cfg), (None, None))
-        states.append(RunState(run, folder, config))
-    return states
 
 
 def _normalised(reading: Reading) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 
 IDENTITY = ("model", "optimizer")
 MEASURE = "s_per_epoch"

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lesam.engine.errors import UserError
-from lesam.report.plan import CONFIGS, ROOT, Composer, Run, analyze_argv, multiruns, train_argv
+from lesam.core.errors import UserError
+from lesam.core.paths import CONFIGS, PROJECT
+from lesam.report.plan import Composer, Run, analyze_argv, multiruns, train_argv
 from lesam.report.spec import Analysis
 
 # runs one command (argv, extra environment) in the project folder and returns its exit status
@@ -25,7 +26,7 @@ Runner = Callable[[list[str], dict[str, str]], int]
 
 def subprocess_runner(argv: list[str], env: dict[str, str]) -> int:
     """Run `argv` in the project folder with `env` added to the environment."""
-    return subprocess.run(argv, cwd=ROOT, env=os.environ | env, check=False).returncode
+    return subprocess.run(argv, cwd=PROJECT, env=os.environ | env, check=False).returncode
 
 
 def launcher_override(name: str) -> str:
@@ -59,11 +60,11 @@ def analyses(
     """Run each pending analysis of every finished run, one after another; failed commands."""
     failed = []
     for run in planned:
-        folder = composer.folder(run)
+        folder = composer.folder(run.args)
         if not (folder / "final.json").is_file():
             continue
         for analysis in pending_analyses(run, folder, todo):
-            argv = analyze_argv(analysis, folder)
+            argv = analyze_argv(analysis.overrides, folder)
             if runner(argv, {}) != 0:
                 failed.append(shlex.join(argv))
     return failed
@@ -79,9 +80,9 @@ def per_gpu(
     """Each run (then its analyses) as its own process pinned to one GPU, one run per GPU at a time."""
     jobs: queue.Queue[list[list[str]]] = queue.Queue()
     for run in planned:
-        folder = composer.folder(run)
+        folder = composer.folder(run.args)
         steps = [] if (folder / "final.json").is_file() else [train_argv(run.args)]
-        steps += [analyze_argv(a, folder) for a in pending_analyses(run, folder, todo)]
+        steps += [analyze_argv(a.overrides, folder) for a in pending_analyses(run, folder, todo)]
         if steps:
             jobs.put(steps)
     failed: list[str] = []

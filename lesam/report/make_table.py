@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lesam.engine.errors import UserError
-from lesam.engine.files import write_text
+from lesam.core.errors import UserError
+from lesam.core.files import write_text
 from lesam.report import launch
-from lesam.report.aggregate import FINISHED, RunState, TableResult, collect, locate
+from lesam.report.aggregate import TableResult, collect
 from lesam.report.bench import bench_status, read_bench
-from lesam.report.plan import Composer, Run, command_line, composer, missing_configs, runs
+from lesam.report.plan import FINISHED, Composer, Run, RunState, command_line, composer, locate, missing_configs, runs
 from lesam.report.render import latex, markdown
 from lesam.report.spec import Table
 from lesam.report.tables import ALIASES, TABLES, table
@@ -54,7 +54,7 @@ def dry_run(t: Table, options: Options) -> None:
     planned = runs(t, options.seeds, lambda _: options.extra)
     if t.analyses:
         with composer() as c:
-            lines = [command_line(r, t.analyses, c.folder(r)) for r in planned]
+            lines = [command_line(r, t.analyses, c.folder(r.args)) for r in planned]
     else:
         lines = [command_line(r) for r in planned]
     for line in lines:

@@ -1,7 +1,14 @@
-"""A table's runs: the configs they need, their command lines, their Hydra multiruns and their folders."""
+"""The one planner of runs: compose a run's config, name its folder, write its command, find its folder.
+
+Tables, figures and the smoke name each run by the train.py overrides that make it. Composing
+those overrides gives the run's config and so its folder (`<output root>/<run id>`, the name
+train.py chooses), whether it was trained alone or in a multirun sweep.
+"""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -11,13 +18,17 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from lesam.engine.run_id import register_resolver, run_id
+from lesam.core.paths import CONFIGS, PROJECT
+from lesam.core.run_folder import RunFolder
+from lesam.core.run_id import register_resolver, run_id
 from lesam.report.spec import Analysis, Table
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
+log = logging.getLogger("lesam")
+DEFAULT_ROOT = Path("outputs")  # train.py's output_root
+FINISHED, UNFINISHED, NOT_STARTED = "finished", "unfinished", "not started"
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,9 @@ def multiruns(planned: Sequence[Run]) -> list[Multirun]:
 
 
 def python() -> str:
-    """This interpreter, as a path relative to the project when it lives inside it."""
+    """This interpreter, as a path relative to the project when it lives inside it (.venv/bin/python)."""
     path = Path(sys.executable)
-    try:
-        return str(path.relative_to(ROOT)) if path.is_absolute() else str(path)
-    except ValueError:
-        return str(path)
+    return str(path.relative_to(PROJECT)) if path.is_relative_to(PROJECT) else str(path)
 
 
 def train_argv(args: Sequence[str]) -> list[str]:
@@ -86,15 +94,15 @@ def train_argv(args: Sequence[str]) -> list[str]:
     return [python(), "train.py", *args]
 
 
-def analyze_argv(analysis: Analysis, folder: Path) -> list[str]:
-    """The command that runs `analysis` on the checkpoint of the run in `folder`."""
-    return [python(), "analyze.py", *analysis.overrides, f"checkpoint={folder / 'last.pt'}"]
+def analyze_argv(overrides: Sequence[str], folder: Path) -> list[str]:
+    """The command that runs the analysis `overrides` choose on the checkpoint of the run in `folder`."""
+    return [python(), "analyze.py", *overrides, f"checkpoint={folder / 'last.pt'}"]
 
 
 def command_line(run: Run, analyses: Sequence[Analysis] = (), folder: Path | None = None) -> str:
     """One shell line that trains `run`, then runs each analysis of its checkpoint in `folder`."""
     parts = [shlex.join(train_argv(run.args))]
-    parts += [shlex.join(analyze_argv(a, folder)) for a in analyses if folder is not None]
+    parts += [shlex.join(analyze_argv(a.overrides, folder)) for a in analyses if folder is not None]
     return " && ".join(parts)
 
 
@@ -116,8 +124,32 @@ def missing_configs(table: Table, extra: Sequence[str] = ()) -> list[str]:
             continue
         path = CONFIGS / key / f"{option}.yaml"
         if not path.is_file():
-            missing.append(str(path.relative_to(ROOT)))
+            missing.append(str(path.relative_to(PROJECT)))
     return missing
+
+
+def override_key(override: str) -> str:
+    """The key or group an override sets ('optimizer.delta' for 'optimizer.delta=0.3')."""
+    return OverridesParser.create().parse_override(override).key_or_group
+
+
+def merge_overrides(base: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """`base` with every key that `extra` also sets replaced: `extra` goes last and wins."""
+    replaced = {override_key(o) for o in extra}
+    return [o for o in base if override_key(o) not in replaced] + list(extra)
+
+
+def sweep_runs(name: str) -> list[tuple[str, ...]]:
+    """The override lists of every job of the multirun preset configs/sweep/<name>.yaml."""
+    params = OmegaConf.load(CONFIGS / "sweep" / f"{name}.yaml").hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    axes = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
+    return list(itertools.product(*axes))
 
 
 class Composer:
@@ -125,6 +157,7 @@ class Composer:
 
     def __init__(self) -> None:
         self._cache: dict[tuple, DictConfig] = {}
+        self._indexes: dict[Path, dict[str, tuple[Path, dict]]] = {}
 
     def compose(self, overrides: Sequence[str], config_name: str = "config") -> DictConfig:
         """The config that `python <entry>.py <overrides>` would run (cached)."""
@@ -133,10 +166,19 @@ class Composer:
             self._cache[key] = compose(config_name=config_name, overrides=list(overrides))
         return self._cache[key]
 
-    def folder(self, run: Run) -> Path:
-        """Where `run` writes: output_root / its run id."""
-        cfg = self.compose(run.args)
+    def folder(self, args: Sequence[str]) -> Path:
+        """Where train.py with `args` writes: output_root / its run id."""
+        cfg = self.compose(args)
         return Path(cfg.output_root) / run_id(cfg)
+
+    def find(self, args: Sequence[str], root: Path | None = None) -> tuple[Path, dict] | None:
+        """The folder and saved config of the run that `args` make, found by its run id below `root`
+        (its own output_root by default), wherever below it the run was written; None if there is none."""
+        cfg = self.compose(args)
+        base = Path(root) if root is not None else Path(cfg.output_root)
+        if base not in self._indexes:
+            self._indexes[base] = index_runs(base)
+        return self._indexes[base].get(run_id(cfg))
 
 
 @contextmanager
@@ -149,3 +191,47 @@ def composer() -> Iterator[Composer]:
             yield Composer()
     finally:
         GlobalHydra.instance().clear()
+
+
+def index_runs(root: Path) -> dict[str, tuple[Path, dict]]:
+    """Run id -> (folder, config) for every run folder below `root`, the id computed from its saved config.
+
+    Of two folders of one run (a copy, say), a finished one is taken.
+    """
+    found: dict[str, tuple[Path, dict]] = {}
+    for config_file in sorted(Path(root).glob("**/.hydra/config.yaml")):
+        folder = config_file.parent.parent
+        try:
+            config = OmegaConf.load(config_file)
+            key = run_id(config)
+        except Exception as error:  # noqa: BLE001 - an unreadable folder is reported and left out, not fatal
+            log.warning("left out %s: its config cannot be read (%s)", folder, error)
+            continue
+        if key not in found or not RunFolder(found[key][0]).is_finished():
+            found[key] = (folder, OmegaConf.to_container(config, resolve=True))
+    return found
+
+
+@dataclass
+class RunState:
+    """Where a planned run is and whether it has finished."""
+
+    run: Run
+    folder: Path | None
+    config: dict | None
+
+    @property
+    def status(self) -> str:
+        """finished (final.json written), unfinished (a folder without it) or not started."""
+        if self.folder is None:
+            return NOT_STARTED
+        return FINISHED if RunFolder(self.folder).is_finished() else UNFINISHED
+
+
+def locate(planned: Sequence[Run], composer: Composer, root: Path | None = None) -> list[RunState]:
+    """Find each planned run's folder by its run id, below `root` or else below its own output_root."""
+    states = []
+    for run in planned:
+        folder, config = composer.find(run.args, root) or (None, None)
+        states.append(RunState(run, folder, config))
+    return states

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lesam.report.aggregate import FINISHED, NOT_STARTED, UNFINISHED, BlockResult, Stat, TableResult
+from lesam.report.aggregate import BlockResult, Stat, TableResult
 from lesam.report.paper import PaperValue
+from lesam.report.plan import FINISHED, NOT_STARTED, UNFINISHED
 
 LEGEND = (
     "Ours: mean ± std over seeds (sample std), then (runs with a result / runs of the cell); "

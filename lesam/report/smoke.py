@@ -1,8 +1,8 @@
 """`make smoke`: every experiment preset for 2 steps at tiny size, then every table rendered end to end.
 
 Runs go in-process on the CPU, on synthetic data, with the models shrunk. A preset is made tiny by
-SMOKE_DATA and SMOKE_TRAINER, plus its model's entry in TINY_MODELS; a preset that needs something else
-gets one line in PRESETS (its overrides replace SMOKE_DATA), a new model one line in TINY_MODELS.
+SMOKE (configs/debug/smoke.yaml, the tests' settings too, and two steps on 8x8 images) plus its
+model's entry in TINY_MODELS; a new model needs one line there.
 """
 
 from __future__ import annotations
@@ -16,26 +16,15 @@ import torch
 from omegaconf import DictConfig
 
 from lesam.analysis.run import run_analysis
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
+from lesam.core.paths import CONFIGS
 from lesam.engine.run import run as train
-from lesam.report.aggregate import locate
 from lesam.report.launch import pending_analyses
 from lesam.report.make_table import check_configs, collect_table, write_table
-from lesam.report.plan import CONFIGS, Composer, composer, runs
+from lesam.report.plan import Composer, composer, locate, runs
 from lesam.report.tables import TABLES
 
-SMOKE_DATA = ("dataset=synthetic", "dataset.num_train=32", "dataset.num_test=16", "dataset.image_size=8")
-SMOKE_TRAINER = (
-    "trainer.max_steps=2",
-    "trainer.batch_size=16",
-    "trainer.eval_batch_size=16",
-    "trainer.workers=0",
-    "trainer.device=cpu",
-    "trainer.precision=fp32",
-    "trainer.compile=false",
-    "trainer.progress=false",
-    "logger=none",
-)
+SMOKE = ("debug=smoke", "trainer.max_steps=2", "dataset.image_size=8")
 TINY_MODELS: dict[str, tuple[str, ...]] = {
     "resnet18": ("model.width=4",),
     "wrn28_10": ("model.depth=10", "model.widen_factor=1"),
@@ -56,18 +45,12 @@ TINY_MODELS: dict[str, tuple[str, ...]] = {
         "model.mlp_dim=32",
     ),
 }
-PRESETS: dict[str, tuple[str, ...]] = {}  # preset -> its smoke data overrides, where SMOKE_DATA does not fit
 ANALYSIS = ("device=cpu",)
 
 
 def presets() -> list[str]:
     """Every experiment preset in configs/experiment."""
     return sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
-
-
-def preset_of(overrides: Sequence[str]) -> str | None:
-    """The experiment preset an override list chooses, if any."""
-    return next((o.partition("=")[2] for o in overrides if o.startswith("experiment=")), None)
 
 
 class Shrinker:
@@ -85,9 +68,8 @@ class Shrinker:
         return self._models[key]
 
     def __call__(self, overrides: Sequence[str]) -> tuple[str, ...]:
-        data = PRESETS.get(preset_of(overrides) or "", SMOKE_DATA)
         tiny = TINY_MODELS.get(self.model(overrides), ())
-        return (*data, *SMOKE_TRAINER, *tiny, f"output_root={self.output_root}")
+        return (*SMOKE, *tiny, f"output_root={self.output_root}")
 
 
 @contextmanager
@@ -127,7 +109,7 @@ def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeRe
             train_in_process(cfg, folder)
             report.presets[name] = folder
         except Exception as error:  # noqa: BLE001 - every preset is tried; each failure is reported with its cause
-            report.failed[name] = f"{type(error).__name__}: {error}; give it smoke overrides in PRESETS ({__name__})"
+            report.failed[name] = f"{type(error).__name__}: {error}"
 
 
 def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport) -> None:
@@ -135,7 +117,7 @@ def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport) -> None
     t = TABLES[name]
     planned = runs(t, seeds=t.seeds[:1], extra=Shrinker(c, root / "runs"))
     for run in planned:
-        folder = c.folder(run)
+        folder = c.folder(run.args)
         train_in_process(c.compose(run.args), folder)
         for analysis in pending_analyses(run, folder, t.analyses):
             checkpoint = f"checkpoint={folder / 'last.pt'}"

@@ -80,8 +80,8 @@ TABLE1 = Table(
         for dataset, label in CIFAR.items()
     ),
     notes=(
-        "Baselines' radii: configs/recipe_optimizer (SAM, ESAM per backbone) and configs/recipe_dataset "
-        "(ASAM, F-SAM per data set); `python train.py -m experiment=<cell family> sweep=rho_<method>` tunes them.",
+        "Baselines' radii: configs/recipe/model_optimizer (SAM, ESAM per backbone) and "
+        "configs/recipe/dataset_optimizer (ASAM, F-SAM per data set); `python train.py -m experiment=<cell family> sweep=rho_<method>` tunes them.",
     ),
 )
 

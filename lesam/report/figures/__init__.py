@@ -1,8 +1,8 @@
 """The paper's figures from run folders: `make fig3` ... `make fig7` (scripts/figure.py).
 
-A figure names its runs (lesam.report.figure_runs), the analyses each run needs (computed from
-the run's checkpoint when its JSON is missing or was made with other settings), and a function
-that draws it from the finished runs.
+A figure names its runs (lesam.report.figure_runs, resolved by the planner lesam.report.plan), the
+analyses each run needs (computed from the run's checkpoint when its JSON is missing or was made
+with other settings), and a function that draws it from the finished runs.
 """
 
 from __future__ import annotations
@@ -13,20 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose
 from omegaconf import OmegaConf
 
 from lesam.analysis.run import result_path, run_analysis
-from lesam.engine.errors import UserError
-from lesam.report.figure_runs import (
-    FigureRun,
-    RunSpec,
-    analysis_command,
-    hydra_configs,
-    resolve,
-    train_command,
-)
+from lesam.core.errors import UserError
+from lesam.report.figure_runs import FigureRun, RunSpec, analysis_command, resolve, train_command
 from lesam.report.figures import flatness, landscape, radius, sensitivity, switch
+from lesam.report.plan import composer
 
 log = logging.getLogger("lesam")
 
@@ -59,7 +52,7 @@ def figure_runs(name: str, root: Path, overrides: Sequence[str]) -> list[FigureR
 
 def dry_listing(name: str, runs: list[FigureRun], root: Path, analysis_overrides: Sequence[str]) -> list[str]:
     """One command per run (train.py; finished runs are skipped by it), then one per analysis."""
-    lines = [f"{train_command(run, root)}  # {run.series}: {run.status}" for run in runs]
+    lines = [f"{train_command(run)}  # {run.series}: {run.status}" for run in runs]
     lines += [analysis_command(run, a, analysis_overrides) for a in FIGURES[name].analyses for run in runs]
     return lines
 
@@ -67,8 +60,8 @@ def dry_listing(name: str, runs: list[FigureRun], root: Path, analysis_overrides
 def ensure_analysis(run: FigureRun, name: str, overrides: Sequence[str]) -> None:
     """Write <run>/<name>.json from the checkpoint unless it exists with the same analysis settings."""
     checkpoint = run.folder / "last.pt"
-    with hydra_configs():
-        cfg = compose(config_name="analyze", overrides=[f"analysis={name}", f"checkpoint={checkpoint}", *overrides])
+    with composer() as c:
+        cfg = c.compose([f"analysis={name}", f"checkpoint={checkpoint}", *overrides], config_name="analyze")
     path = result_path(checkpoint, name)
     wanted = OmegaConf.to_container(cfg.analysis, resolve=True)
     if path.exists() and json.loads(path.read_text()).get("analysis") == wanted:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from lesam.report.figure_runs import FigureRun, RunSpec, sweep_runs
+from lesam.report.figure_runs import FigureRun, RunSpec
 from lesam.report.figures.style import colour, mean_std, new_figure, no_data, save
+from lesam.report.plan import sweep_runs
 
 SWEEPS = (
     ("delta", "LE-SAM", "(a) LE-SAM: loss budget delta"),

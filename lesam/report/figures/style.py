@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lesam.engine.files import atomic_write
+from lesam.core.files import atomic_write
 
 COLOURS = {"SGD": "0.45", "SAM": "tab:blue", "LE-SAM": "tab:red", "LE-SAM+": "tab:purple"}
 FORMATS = ("png", "pdf")

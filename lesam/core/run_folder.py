@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lesam.engine.errors import UserError
-from lesam.engine.files import load_weights, save_torch, write_json, write_text
+from lesam.core.errors import UserError
+from lesam.core.files import load_weights, save_torch, write_json, write_text
 
 
 class RunFolder:

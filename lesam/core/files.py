@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import torch
 
-from lesam.engine.errors import UserError
+from lesam.core.errors import UserError
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lesam.methods.batch import Batch
 from lesam.optim import LossScaler
-
-if TYPE_CHECKING:
-    from lesam.methods import Batch
 
 
 @contextmanager
