@@ -34,29 +34,29 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
     tested = [r for r in history if r.get("test_acc") is not None]
     last = history[-1]
     best = max(tested, key=lambda r: r["test_acc"]) if tested else {}  # the first of equals
-    return (
-        {
-            "test_acc": tested[-1]["test_acc"] if tested else None,
-            "best_test_acc": best.get("test_acc"),
-            "best_epoch": best.get("epoch"),
-            "test_loss": tested[-1]["test_loss"] if tested else None,
-            "train_acc": last["train_acc"],
-            "train_loss": last["train_loss"],
-            "epochs": trainer.epoch,
-            "steps": trainer.step,
-            "seconds": seconds,
-            "skipped_steps": last["skipped_steps"],
-            "dataset": cfg.dataset.name,
-            "model": cfg.model.name,
-            "optimizer": cfg.optimizer.name,
-            "seed": cfg.seed,
-            "processes": distributed.world_size(),
-            "hyperparameters": {k: cfg.optimizer.get(k) for k in ("lr", "rho", "delta", "rho_max", "alpha")},
-            "method": cfg.method.name if "method" in cfg else "erm",
-        }
-        | {k: tested[-1][k] for k in BREAKDOWNS if k in best}
-        | {f"best_{k}": best[k] for k in BREAKDOWNS if k in best}
-    )
+    record = {
+        "test_acc": tested[-1]["test_acc"] if tested else None,
+        "best_test_acc": best.get("test_acc"),
+        "best_epoch": best.get("epoch"),
+        "test_loss": tested[-1]["test_loss"] if tested else None,
+        "train_acc": last["train_acc"],
+        "train_loss": last["train_loss"],
+        "epochs": trainer.epoch,
+        "steps": trainer.step,
+        "seconds": seconds,
+        "skipped_steps": last["skipped_steps"],
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "optimizer": cfg.optimizer.name,
+        "seed": cfg.seed,
+        "processes": distributed.world_size(),
+        "hyperparameters": {k: cfg.optimizer.get(k) for k in ("lr", "rho", "delta", "rho_max", "alpha")},
+        "method": cfg.method.name if "method" in cfg else "erm",
+    }
+    for key in BREAKDOWNS:
+        if key in best:
+            record |= {key: tested[-1][key], f"best_{key}": best[key]}
+    return record
 
 
 @stop_on_signals  # SIGTERM/SIGUSR1: a checkpoint at the next step boundary, then Interrupted
