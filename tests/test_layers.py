@@ -5,7 +5,6 @@ and scripts/, which may import anything). Imports inside functions and TYPE_CHEC
 """
 
 import ast
-from pathlib import Path
 
 import pytest
 

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import compose_config
 from lesam.data import build_data
 from lesam.data.long_tail import long_tail_counts, long_tail_indices
-from lesam.engine.evaluation import shot_record
+from lesam.engine.evaluation import shot_groups, shot_record
 
 
 class FakeCIFAR100:
@@ -63,13 +63,27 @@ def test_the_split_is_fixed_by_its_seed():
     assert np.bincount(np.asarray(labels)[first]).tolist() == counts
 
 
-def test_shot_groups_follow_the_training_counts():
-    counts = long_tail_counts(100, 500, 100)
-    groups = [sum(map(rule, counts)) for rule in (lambda n: n > 100, lambda n: 20 <= n <= 100, lambda n: n < 20)]
-    assert groups == [35, 35, 30]  # the usual CIFAR-100-LT (IF 100) split
-    class_acc = [90.0] * 35 + [50.0] * 35 + [10.0] * 29 + [None]
-    record = shot_record({"test_acc": 50.0, "class_acc": class_acc}, counts)
+@pytest.mark.parametrize(
+    "factor,few_shot_max,sizes",
+    [
+        (100, 20, [35, 34, 31]),  # GLMC's evaluation: few-shot is <= 20 images (class 69 has exactly 20)
+        (100, 19, [35, 35, 30]),  # Liu et al. 2019's split: few-shot is < 20
+        (50, 20, [41, 40, 19]),  # GLMC at IF 50 (class 81 has exactly 20)
+        (50, 19, [41, 41, 18]),
+    ],
+)
+def test_shot_groups_follow_the_training_counts(factor, few_shot_max, sizes):
+    counts = long_tail_counts(100, 500, factor)
+    groups = shot_groups(counts, few_shot_max)
+    assert [sum(groups[g]) for g in ("many", "medium", "few")] == sizes
+    many, medium, few = sizes
+    class_acc = [90.0] * many + [50.0] * medium + [10.0] * (few - 1) + [None]
+    record = shot_record({"test_acc": 50.0, "class_acc": class_acc}, counts, few_shot_max)
     assert record == {"test_acc": 50.0, "shot_acc": {"many": 90.0, "medium": 50.0, "few": 10.0}}
+
+
+def test_glmc_counts_few_shot_classes_as_its_evaluation_does_by_default():
+    assert compose_config(["experiment=cifar100_lt"]).dataset.few_shot_max == 20
 
 
 def test_a_bad_imbalance_factor_is_a_user_error(fake_cifar100):

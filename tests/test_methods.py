@@ -15,7 +15,7 @@ from lesam.engine.precision import autocast
 from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
 from lesam.methods import build_method
-from lesam.methods.ermpp import WeightAverage
+from lesam.methods.batch import Batch
 from lesam.methods.glmc import PairedViews
 from lesam.models import build_model
 
@@ -98,25 +98,39 @@ def test_glmc_partners_are_drawn_with_the_rebalanced_weights():
     assert labels.tolist() == [int(data.train.labels[3]), int(data.train.labels[7])]
 
 
-def test_weight_average_is_the_mean_of_the_weights_after_each_step():
+def test_averaged_copy_averages_the_parameters_and_has_batchnorm_statistics_of_its_own():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
-    snapshots, average = [], None
-    for _ in range(4):
+    method = build_method(compose_config(["method=ermpp", "method.average_start_step=2"]), None)
+    method.wrap(model)
+    params, batches = [], []
+    for step in range(1, 6):
+        inputs = torch.randn(8, 3)
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p))
-        model.train()(torch.randn(8, 3))  # moves the BatchNorm statistics
-        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        if average is None:
-            average = WeightAverage(model)
-        else:
-            average.add(model)
-    for key, value in average.model.state_dict().items():
-        if value.is_floating_point():
-            torch.testing.assert_close(value, torch.stack([s[key] for s in snapshots]).mean(0))
-        else:
-            assert torch.equal(value, snapshots[-1][key])
+        model.train()(inputs)  # the online network's statistics move with its own passes
+        params.append([p.clone() for p in model.parameters()])
+        batches.append(inputs)
+        method.after_step(step, Batch(inputs, torch.zeros(8, dtype=torch.long)))
+    average = method.eval_model(model)
+    for i, p in enumerate(average.parameters()):  # from step 2 on: the mean of steps 2 to 5
+        torch.testing.assert_close(p, torch.stack([snapshot[i] for snapshot in params[1:]]).mean(0))
+    expected = torch.nn.BatchNorm1d(4)  # its statistics: every batch forwarded through the copy itself
+    with torch.no_grad():
+        for step, inputs in enumerate(batches):
+            copy = torch.nn.Sequential(torch.nn.Linear(3, 4), expected).train()
+            copy[0].load_state_dict(dict(zip(("weight", "bias"), average_of(params, 0, 2, step), strict=True)))
+            copy(inputs)
+    torch.testing.assert_close(average[1].running_mean, expected.running_mean)
+    torch.testing.assert_close(average[1].running_var, expected.running_var)
+    assert not average.training  # tested in eval mode
+
+
+def average_of(params: list, first: int, start_step: int, step: int) -> list[torch.Tensor]:
+    """Tensors first, first + 1 of the copy after `step` (0-based): followed before `start_step`, then averaged."""
+    kept = params[start_step - 1 : step + 1] if step + 1 >= start_step else params[step : step + 1]
+    return [torch.stack([snapshot[i] for snapshot in kept]).mean(0) for i in (first, first + 1)]
 
 
 def test_linear_probe_trains_the_classifier_alone(tmp_path):

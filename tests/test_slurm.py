@@ -8,11 +8,11 @@ from hydra.utils import instantiate
 from submitit.slurm.slurm import SlurmExecutor
 
 from conftest import CONFIGS
-from lesam.core.run_id import register_resolver
+from lesam.core.resolvers import register_resolvers
 
 
 def compose_with_hydra(overrides: list[str]):
-    register_resolver()
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)

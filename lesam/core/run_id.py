@@ -40,9 +40,3 @@ def run_id(cfg: DictConfig) -> str:
     job = semantic_config(cfg)
     digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:8]
     return f"{job['dataset']['name']}-{job['model']['name']}-{job['optimizer']['name']}-s{job['seed']}-{digest}"
-
-
-def register_resolver() -> None:
-    """Make `${run_id:}` available to Hydra's run and sweep folder names."""
-    if not OmegaConf.has_resolver("run_id"):
-        OmegaConf.register_new_resolver("run_id", lambda *, _root_: run_id(_root_))

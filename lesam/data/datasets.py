@@ -50,6 +50,8 @@ def cifar(cfg: DictConfig) -> DataSplits:
     from torchvision import datasets, transforms
 
     mean, std = CIFAR_STATS[cfg.name]
+    if cfg.get("mean") is not None:  # a pretrained backbone's own normalisation
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
     if cfg.augment not in CIFAR_AUGMENTS:
         raise UserError(f"unknown dataset.augment '{cfg.augment}'; choose one of: {', '.join(CIFAR_AUGMENTS)}")
     crop_flip = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]

@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from lesam.core.errors import UserError
-from lesam.core.run_id import register_resolver
+from lesam.core.resolvers import register_resolvers
 from lesam.engine import distributed
 from lesam.engine.preemption import Interrupted
 
@@ -24,8 +24,9 @@ T = TypeVar("T")
 
 def explain(error: BaseException) -> str | None:
     """One line for a user mistake, or None when the error is a bug that needs its traceback."""
-    if isinstance(error, UserError):
-        return str(error)
+    user_error = _user_error_within(error)
+    if user_error is not None:
+        return str(user_error)
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
         return f"unknown {group} '{choice}'; choose one of: {', '.join(sorted(error.options))}"
@@ -41,6 +42,13 @@ def explain(error: BaseException) -> str | None:
             f"cannot create the run folder '{error.filename}' ({error.strerror}); set output_root=<a writable folder>"
         )
     return None
+
+
+def _user_error_within(error: BaseException) -> UserError | None:
+    """`error` or the UserError it was raised from (a config resolver's, wrapped by OmegaConf), if any."""
+    while error is not None and not isinstance(error, UserError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _raised_by_hydra(error: BaseException) -> bool:
@@ -81,7 +89,7 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
 
 def launch(main: Callable[[], None]) -> None:
     """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
-    register_resolver()
+    register_resolvers()
     debug = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:

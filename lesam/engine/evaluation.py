@@ -64,15 +64,23 @@ def domain_record(tested: dict[str, dict]) -> dict:
     }
 
 
-# training images per class: many-shot > 100, medium-shot 20 to 100, few-shot < 20 (Liu et al., CVPR 2019)
-SHOT_GROUPS = {"many": lambda n: n > 100, "medium": lambda n: 20 <= n <= 100, "few": lambda n: n < 20}
+MANY_SHOT_MIN = 101  # training images per class from which a class is many-shot (GLMC, Liu et al. 2019: > 100)
 
 
-def shot_record(record: dict, class_counts: list[int]) -> dict:
+def shot_groups(class_counts: list[int], few_shot_max: int) -> dict[str, list[bool]]:
+    """Which classes are many- (> 100 images), medium- and few-shot (<= `few_shot_max` images)."""
+    return {
+        "many": [n >= MANY_SHOT_MIN for n in class_counts],
+        "medium": [few_shot_max < n < MANY_SHOT_MIN for n in class_counts],
+        "few": [n <= few_shot_max for n in class_counts],
+    }
+
+
+def shot_record(record: dict, class_counts: list[int], few_shot_max: int) -> dict:
     """Replace `class_acc` by `shot_acc`: the mean class accuracy of each shot group (None if it is empty)."""
     class_acc = record.pop("class_acc")
     shot_acc = {}
-    for group, member in SHOT_GROUPS.items():
-        accs = [a for a, n in zip(class_acc, class_counts, strict=True) if member(n) and a is not None]
+    for group, members in shot_groups(class_counts, few_shot_max).items():
+        accs = [a for a, member in zip(class_acc, members, strict=True) if member and a is not None]
         shot_acc[group] = sum(accs) / len(accs) if accs else None
     return record | {"shot_acc": shot_acc}

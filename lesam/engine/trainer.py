@@ -86,7 +86,7 @@ class Trainer:
         self.captured: CapturedStep | None = None  # made at the first step, after a resume has loaded its state
         domains = data.test_domains or {}
         self.domain_loaders = {name: self._loader(d, t.eval_batch_size, shuffle=False) for name, d in domains.items()}
-        self.steps_per_epoch = len(self.train_loader)
+        self.steps_per_epoch = self.optimizer.steps_per_epoch = len(self.train_loader)
         # `trainer.steps` counts optimizer steps instead of epochs: the schedules span exactly that many
         horizon = t.epochs if t.get("steps") is None else t.steps / self.steps_per_epoch
         self.epochs = math.ceil(horizon)
@@ -155,13 +155,15 @@ class Trainer:
                 stats.add_rho(self.optimizer.last_rho)
                 trace.add(self.step, self.optimizer.last_rho)
             self.step += 1
-            self.method.after_step(self.step)
+            self.method.after_step(self.step, batch)
             self.guard.after(self.step)
             self._stop_if_asked(stats, done_seconds + time.perf_counter() - start)
+        self.epoch += 1
+        if self.done and self.optimizer.refresh_bn_before_final_test:
+            self._recompute_bn_statistics()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = done_seconds + time.perf_counter() - start
-        self.epoch += 1
         stats.all_reduce()
         record = stats.read("train")
         skipped = self.optimizer.skipped_steps
@@ -220,11 +222,26 @@ class Trainer:
             self.captured = CapturedStep(lambda inputs, labels: self._optimizer_step(Batch(inputs, labels)))
         return self.captured
 
+    @torch.no_grad()
+    def _recompute_bn_statistics(self) -> None:
+        """One forward pass over the epoch's training batches in train mode at the weights w, so that BatchNorm's
+        running statistics describe w (an optimizer whose passes all ran at perturbed weights asks for it)."""
+        self.model.train()
+        self._draw_order(self.epoch - 1)
+        for inputs, labels in self.train_loader:
+            batch = self.method.batch(*self._to_device(inputs, labels), self.epoch)
+            with self.autocast:
+                self.forward(batch.inputs)
+
+    def _draw_order(self, epoch: int, skip_batches: int = 0) -> None:
+        """Make the training loader yield epoch `epoch`'s batches, after its first `skip_batches`."""
+        order = self.train_loader if isinstance(self.train_loader, GpuLoader) else self.train_loader.sampler
+        order.set_epoch(epoch, skip_batches=skip_batches)
+
     def _resume_epoch(self) -> tuple[EpochStats, float]:
         """Start the epoch's sampler where an interrupted epoch stopped, with its statistics and RNG state."""
         done = self.step - self.epoch * self.steps_per_epoch  # batches trained before an interruption
-        order = self.train_loader if isinstance(self.train_loader, GpuLoader) else self.train_loader.sampler
-        order.set_epoch(self.epoch, skip_batches=done)
+        self._draw_order(self.epoch, skip_batches=done)
         stats, seconds = EpochStats(self.device), 0.0
         if done and self.resume_rng is not None:
             set_rng_state(self.resume_rng)
@@ -248,12 +265,14 @@ class Trainer:
         or shot group where the data has them."""
         distributed.broadcast_buffers(self.model)
         model = self.method.eval_model(self.eval_forward)
+        if model is not self.eval_forward:  # a method's own copy (ERM++'s average) moves its statistics itself
+            distributed.broadcast_buffers(model)
         args = (self.device, self.autocast, self.cfg.trainer.channels_last)
         if self.domain_loaders:
             return domain_record({d: evaluate(model, loader, *args) for d, loader in self.domain_loaders.items()})
         counts = self.data.class_counts
         record = evaluate(model, self.test_loader, *args, num_classes=None if counts is None else self.data.num_classes)
-        return record if counts is None else shot_record(record, counts)
+        return record if counts is None else shot_record(record, counts, self.cfg.dataset.few_shot_max)
 
     def lpf(self) -> dict:
         """LPF flatness of the current weights over fixed, unaugmented training batches (`trainer.lpf`)."""

@@ -61,8 +61,8 @@ class Method:
             logits = model(batch.inputs)
         return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing), logits
 
-    def after_step(self, step: int) -> None:
-        """Runs after each optimizer step; `step` counts the steps taken so far."""
+    def after_step(self, step: int, batch: Batch) -> None:
+        """Runs after each optimizer step on `batch`; `step` counts the steps taken so far."""
 
     def eval_model(self, model: nn.Module) -> nn.Module:
         """The network whose test accuracy is reported (`model`, the one being trained, for ERM)."""

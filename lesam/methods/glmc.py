@@ -32,6 +32,7 @@ from lesam.data import DataSplits
 from lesam.methods.base import Method
 from lesam.methods.batch import Batch
 from lesam.models.classifier import remove_classifier
+from lesam.models.init import init_kaiming_fan_in
 
 
 class Heads(NamedTuple):
@@ -151,8 +152,10 @@ class GLMC(Method):
         self.alpha = 1.0
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """The backbone with GLMC's heads."""
-        return super().wrap(GLMCNet(model, self.num_classes, self.projection_dim))
+        """The backbone with GLMC's heads, every convolution and linear layer initialised as GLMC's ResNet-32."""
+        network = GLMCNet(model, self.num_classes, self.projection_dim)
+        init_kaiming_fan_in(network)  # GLMC model/ResNet_cifar.py L5-8, applied at L78
+        return super().wrap(network)
 
     def train_set(self, dataset: Dataset) -> Dataset:
         """Each image with a rebalanced partner, two views of each."""

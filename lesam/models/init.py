@@ -13,3 +13,10 @@ def init_conv_bn(model: nn.Module) -> None:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+def init_kaiming_fan_in(model: nn.Module) -> None:
+    """Kaiming-normal (fan_in, gain sqrt 2) weights of every convolution and linear layer; biases as they are."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(module.weight)

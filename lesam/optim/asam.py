@@ -14,9 +14,10 @@ class ASAM(SAM):
     Kwon, Kim, Park, Choi. "ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant
     Learning of Deep Neural Networks." ICML 2021. Defaults from the official code
     (github.com/SamsungLabs/ASAM, asam.py and its README): rho 0.5 on CIFAR-10 (1.0 on
-    CIFAR-100), eta 0.01. As in that code, T scales the tensors whose name contains 'weight'
-    (convolution, linear and normalisation weights) and leaves biases in the Euclidean metric;
-    the factory passes the parameters with their names (without names, every tensor is scaled).
+    CIFAR-100), eta 0.01 (asam.py's default; its CIFAR example runs eta 0). As in that code, T
+    scales the tensors whose name contains 'weight' (convolution, linear and normalisation
+    weights) and leaves biases in the Euclidean metric; the factory passes the parameters with
+    their names (without names, every tensor is scaled).
     """
 
     def __init__(

@@ -45,6 +45,8 @@ class SharpnessAware(Optimizer):
     keeps_clean_grad = False  # whether `descent_gradient` needs the gradient at w
     eps = 1e-12  # keeps g / ||g|| finite when g vanishes
     eta = 0.01  # ASAM's offset in the adaptive metric T = |w| + eta
+    steps_per_epoch: int | None = None  # set by a training loop, for rules that count batches within an epoch
+    refresh_bn_before_final_test = False  # whether a training loop should recompute BatchNorm statistics at w
 
     def __init__(
         self,

@@ -17,16 +17,20 @@ class EigenSAM(SAM):
 
     Luo, Truong, Pham, Harandi, Phung, Le. "Explicit Eigenvalue Regularization Improves
     Sharpness-Aware Minimization." NeurIPS 2024 (arXiv 2501.12666, 2025). v_perp is the part of v
-    orthogonal to g. Every `freq` steps, `power_iters` steps of power iteration on Hessian-vector
-    products of the batch loss refine v, warm-started from the previous v (random at first).
-    Defaults from the official code (github.com/RitianLuo/EigenSAM, README and utils.py):
-    rho 0.1, alpha 0.2, freq 100, power_iters 5. As there, the Hessian is that of the loss with
-    the model in eval mode; the closure must offer `differentiable_loss`, as
+    orthogonal to g. As the official code (github.com/RitianLuo/EigenSAM, train.py L65 and L87-91):
+    `power_iters` steps of power iteration on Hessian-vector products of the batch loss refine v,
+    warm-started from the previous v (random at first), before the step of every batch whose index
+    within its epoch is a positive multiple of `freq`; the index is the step count modulo
+    `steps_per_epoch` (set by the training loop; without it the steps count as one long epoch).
+    Until the first v, the step perturbs along the raw gradient, e = rho * g, as the official code's
+    unnormalised first step does (train.py L106, sam.py L23). Defaults from the official code
+    (README and utils.py): rho 0.1, alpha 0.2, freq 100, power_iters 5. As there, the Hessian is
+    that of the loss with the model in eval mode; the closure must offer `differentiable_loss`, as
     lesam.methods.closure.BatchClosure does. The iteration count is fixed, so no step reads a
     value back to the host. v is kept in the optimizer state (key `eigenvector`).
     """
 
-    capturable = False  # the power iteration runs every `freq` steps, by a host-side count
+    capturable = False  # the power iteration runs every `freq` batches, by a host-side count
 
     def __init__(
         self,
@@ -46,10 +50,10 @@ class EigenSAM(SAM):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """Refine v if due (every `freq` steps, or when there is none yet), then SAM's two passes."""
-        trainable = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
-        missing = any("eigenvector" not in self.state[p] for p in trainable)
-        if closure is not None and self.perturbing and (missing or self.steps % self.freq == 0):
+        """Refine v if this batch is due (its index in the epoch a positive multiple of `freq`), then SAM's passes."""
+        batch = self.steps % self.steps_per_epoch if self.steps_per_epoch else self.steps
+        if closure is not None and self.perturbing and batch > 0 and batch % self.freq == 0:
+            trainable = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
             self.estimate_eigenvector(closure, trainable)
         self.steps += 1
         return super().step(closure)
@@ -71,9 +75,12 @@ class EigenSAM(SAM):
             self.state[p]["eigenvector"] = u.detach()
 
     def perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        """rho * ((1 - alpha * s * (u.v)) u + alpha * s * v), u = g / ||g||, s = sign(g.v)."""
-        v = [self.state[p]["eigenvector"] for p in params]
+        """rho * ((1 - alpha * s * (u.v)) u + alpha * s * v), u = g / ||g||, s = sign(g.v); rho * g before any v."""
         norm = global_norm(grads)
+        if any("eigenvector" not in self.state[p] for p in params):
+            self.last_rho = self.radius(norm) * norm  # the length of e = rho * g
+            return torch._foreach_mul(grads, self.radius(norm))
+        v = [self.state[p]["eigenvector"] for p in params]
         self.last_rho = self.radius(norm)
         u = torch._foreach_div(grads, norm + self.eps)
         uv = global_dot(u, v)

@@ -21,7 +21,7 @@ class GSAM(SAM):
     rho_min where it reaches 0, as the official ProportionScheduler with lr_min = 0
     (github.com/juntang-zhuang/GSAM). Defaults are the paper's ResNet values (rho_max 0.04,
     rho_min 0.02, alpha 0.01); the official PyTorch CIFAR example uses the adaptive form with
-    rho 2.0 and alpha 0.2.
+    rho 2.0 and alpha 0.4.
     """
 
     keeps_clean_grad = True

@@ -24,10 +24,13 @@ class MSAM(SharpnessAware):
     bitwise after it, so outside a step the weights are always w: evaluation and checkpoints see
     the unperturbed model. Weight decay acts on w (the official code applies it at w + e). The
     first step has no buffer yet and is a plain SGD step. One pass: use `step(closure)`, not
-    `first_step` / `second_step`.
+    `first_step` / `second_step`. Every forward pass runs at w + e, so BatchNorm's running statistics
+    describe the perturbed weights: as the official code does before its final test (main.py
+    L140-170), a training loop recomputes them at w with one pass over the training data.
     """
 
     passes = 1
+    refresh_bn_before_final_test = True
 
     def __init__(self, params: Params, base_optimizer: type[Optimizer], rho: float = 3.0, **base_kwargs) -> None:
         if rho <= 0:

@@ -22,8 +22,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.core.paths import CONFIGS, PROJECT
+from lesam.core.resolvers import register_resolvers
 from lesam.core.run_folder import RunFolder
-from lesam.core.run_id import register_resolver, run_id
+from lesam.core.run_id import run_id
 from lesam.report.spec import Analysis, Table
 
 log = logging.getLogger("lesam")
@@ -184,7 +185,7 @@ class Composer:
 @contextmanager
 def composer() -> Iterator[Composer]:
     """A Composer over configs/, with the run_id resolver registered."""
-    register_resolver()
+    register_resolvers()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):

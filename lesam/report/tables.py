@@ -81,7 +81,8 @@ TABLE1 = Table(
     ),
     notes=(
         "Baselines' radii: configs/recipe/model_optimizer (SAM, ESAM per backbone) and "
-        "configs/recipe/dataset_optimizer (ASAM, F-SAM per data set); `python train.py -m experiment=<cell family> sweep=rho_<method>` tunes them.",
+        "configs/recipe/dataset_optimizer (ASAM, F-SAM per data set); "
+        "`python train.py -m experiment=<cell family> sweep=rho_<method>` tunes them.",
     ),
 )
 

@@ -1,0 +1,35 @@
+"""What each cell of a paper table trains with: python scripts/recipes.py table1 [--sources]
+
+Called by `make recipes TABLE=table1 [SOURCES=1]`. One row per run of the table, one column per value
+that differs between its cells or that a recipe sets; --sources adds where each value comes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lesam.core.errors import UserError
+from lesam.engine.cli import fail
+from lesam.report.make_table import resolve
+from lesam.report.plan import composer
+from lesam.report.recipes import recipe_table
+
+
+def main(argv: list[str]) -> None:
+    """Print the table's recipes as Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("table", help="table1 ... table7, table_lesam_plus, table_dg")
+    parser.add_argument("--sources", action="store_true", help="add the source of each value")
+    parser.error = lambda message: fail(f"{message}; see python scripts/recipes.py --help")
+    args = parser.parse_args(argv)
+    try:
+        table = resolve(args.table)
+        with composer() as c:
+            print(recipe_table(table, c, args.sources))
+    except UserError as error:
+        fail(str(error))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,231 @@
+"""Each table cell trains with its source's values, `make recipes` shows them with their sources, and the
+baselines' official details (Eigen-SAM's refresh, Momentum-SAM's BatchNorm, GLMC's init) hold."""
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, compose_config, smoke_overrides, without_hydra
+from lesam.core.run_folder import read_lines
+from lesam.data import build_data
+from lesam.engine.run import run
+from lesam.engine.trainer import Trainer
+from lesam.methods import Batch, build_method
+from lesam.methods.closure import BatchClosure
+from lesam.models import build_model
+from lesam.optim import EigenSAM
+from lesam.report.plan import composer
+from lesam.report.recipes import file_sources, recipe_table
+from lesam.report.tables import TABLE1, TABLE1_METHODS, TABLES
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CELLS = [  # overrides -> the values their sources give (issue: recipe fidelity)
+    *(
+        ([f"experiment={d}_{m}", f"optimizer={o}"], {"optimizer.weight_decay": 5e-4})
+        for d in ("cifar10", "cifar100")
+        for m in ("resnet18", "wrn28_10", "pyramidnet110")
+        for o in TABLE1_METHODS
+    ),
+    (
+        ["experiment=cifar100_lt", "dataset.imbalance_factor=100"],
+        {
+            "method.resample_weighting": 0.0,
+            "method.label_weighting": 1.2,
+            "method.contrast_weight": 4,
+            "schedule.warmup_epochs": 0,
+            "dataset.few_shot_max": 20,
+        },
+    ),
+    (
+        ["experiment=cifar100_lt", "dataset.imbalance_factor=50", "optimizer=lesam"],
+        {"method.resample_weighting": 0.2, "method.label_weighting": 1.2, "method.contrast_weight": 6},
+    ),
+    *(
+        ([f"experiment=cifar100_{m}", f"optimizer={o}"], {"trainer.bn_second_pass": bn})
+        for m in ("resnet18", "wrn28_10")
+        for o, bn in (("fsam", "freeze"), ("gsam", "freeze"), ("eigensam", "freeze"))
+        + (("sam", "update"), ("esam", "update"), ("lesam", "update"))
+    ),
+    *(
+        ([f"experiment={d}_resnet18", "optimizer=asam"], {"optimizer.eta": 0.0, "trainer.label_smoothing": 0.1})
+        for d in ("cifar10", "cifar100")
+    ),
+    (
+        ["experiment=cifar10_wrn28_10", "optimizer=gsam"],
+        {"optimizer.adaptive": True, "optimizer.rho_max": 2.0, "optimizer.rho_min": 2.0, "optimizer.alpha": 0.4},
+    ),
+    (
+        ["experiment=imagenet_r50", "optimizer=gsam"],
+        {"optimizer.adaptive": False, "optimizer.rho_max": 0.04, "optimizer.rho_min": 0.02, "optimizer.alpha": 0.01},
+    ),
+    (["model=small_cnn", "optimizer=lesam"], {"optimizer.rho_max": 0.05}),
+    (["experiment=vit_b16_cifar100"], {"dataset.mean": IMAGENET_MEAN, "dataset.std": IMAGENET_STD}),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", CELLS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_each_cell_resolves_to_its_sources_values(overrides, expected):
+    cfg = compose_config(overrides)
+    for key, value in expected.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        got = list(node) if isinstance(value, list) else node
+        assert got == value, f"{key}: {got!r}, the source says {value!r}"
+
+
+def test_an_imbalance_factor_without_recipe_values_is_one_line():
+    result = subprocess.run(
+        [sys.executable, "train.py", "experiment=cifar100_lt", "dataset.imbalance_factor=7", "debug=smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: method.contrast_weight has recipe values for dataset.imbalance_factor 100, 50, 10, not for 7; "
+        "set method.contrast_weight=<value>"
+    ]
+
+
+def test_recipes_table1_has_a_row_per_cell_and_names_appendix_f_for_weight_decay():
+    result = subprocess.run(
+        ["make", "-s", "recipes", "TABLE=table1", "SOURCES=1", f"PY={sys.executable}", "STAMP=Makefile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| dataset |"))
+    rows = [line for line in lines if line.startswith("| cifar")]
+    assert len(rows) == 2 * 3 * len(TABLE1_METHODS) == len(TABLE1.run_overrides())
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert "weight_decay" in columns and "rho" in columns and "bn_second_pass" in columns
+    at = columns.index("weight_decay")
+    assert {row.strip("|").split("|")[at].strip() for row in rows} == {"0.0005"}
+    sources = lines[lines.index("## Sources") :]
+    weight_decay = sources[sources.index("- **weight_decay** (`optimizer.weight_decay`)") + 1]
+    assert "appendix F" in weight_decay and "42 of 42" in weight_decay
+
+
+def test_a_value_set_by_the_tables_cell_names_the_table():
+    with composer() as c:
+        text = recipe_table(TABLES["table7"], c, sources=True)
+    assert "the table's cell (lesam/report/tables.py)" in text  # dataset.imbalance_factor=100|50
+    assert "GLMC README.md L107, L109, L111" in text
+
+
+def test_a_line_source_wins_over_the_files_header(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("# @package _global_\n# source: the header\noptimizer:\n  lr: 0.1\n  rho: 2  # source: a line\n")
+    assert file_sources(path) == ("the header", {"optimizer.rho": "a line"})
+
+
+# ---- the baselines' official details -------------------------------------------------------------
+
+
+def cross_entropy(model, batch, autocast):
+    logits = model(batch.inputs)
+    return torch.nn.functional.cross_entropy(logits, batch.labels), logits
+
+
+def test_eigensam_refreshes_at_the_official_batch_indices_and_perturbs_by_rho_g_before():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
+    opt = EigenSAM(model.parameters(), torch.optim.SGD, lr=0.1, rho=0.05, freq=2, power_iters=2)
+    opt.steps_per_epoch = 5  # two short epochs of five batches
+    refreshed = []
+    estimate = opt.estimate_eigenvector
+    opt.estimate_eigenvector = lambda *args: (refreshed.append(opt.steps), estimate(*args))
+    closure = BatchClosure(model, Batch(x, y), nullcontext(), cross_entropy)
+    before = [p.detach().clone() for p in model.parameters()]
+    closure()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.first_step(zero_grad=True)  # no eigenvector yet: e = rho * g, unnormalised (official first_step)
+    for p, b, g in zip(model.parameters(), before, grads, strict=True):
+        torch.testing.assert_close(p.detach() - b, 0.05 * g)
+    with torch.no_grad():
+        torch._foreach_copy_(list(model.parameters()), before)
+    for _ in range(10):
+        opt.zero_grad()
+        opt.step(BatchClosure(model, Batch(x, y), nullcontext(), cross_entropy))
+    assert refreshed == [2, 4, 7, 9]  # batch index in its epoch (step % 5) at 2 and 4: `step % freq == 0 and step > 0`
+
+
+def test_msam_tests_with_batchnorm_statistics_recomputed_at_w(tmp_path, monkeypatch):
+    cfg = without_hydra(
+        compose_config(smoke_overrides(tmp_path, "model=small_cnn", *TINY["small_cnn"], "optimizer=msam"))
+    )
+    seen = {}
+    recompute = Trainer._recompute_bn_statistics
+
+    def spy(trainer):
+        seen["trainer"], seen["before"] = trainer, copy.deepcopy(trainer.model)
+        recompute(trainer)
+        seen["after"] = copy.deepcopy(trainer.model.state_dict())
+
+    monkeypatch.setattr(Trainer, "_recompute_bn_statistics", spy)
+    cfg.trainer.epochs = 2
+    final = run(cfg, folder=tmp_path / "run")
+    trainer, expected = seen["trainer"], copy.deepcopy(seen["before"]).train()
+    trainer._draw_order(1)  # the last epoch's batches, at the weights w the run ended with
+    with torch.no_grad():
+        for inputs, _ in trainer.train_loader:
+            expected(inputs)
+    checkpoint = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]["model"]
+    moved = False
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(seen["after"][key], value)
+        torch.testing.assert_close(checkpoint[key], value)  # what the final test used
+        moved |= "running" in key and not torch.equal(value, seen["before"].state_dict()[key])
+    assert moved and math.isfinite(final["test_acc"])
+
+
+def test_glmc_starts_every_conv_and_linear_kaiming_normal_fan_in():
+    cfg = compose_config(["dataset=synthetic", "model=resnet32", "model.width=16", "method=glmc"])
+    data = build_data(cfg.dataset)
+    method = build_method(cfg, data)
+    torch.manual_seed(0)
+    model = method.wrap(build_model(cfg.model, data.num_classes, data.channels, data.image_size))
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    checked = [m for m in layers if m.weight.numel() >= 1000]
+    assert len(checked) >= 3 and any(isinstance(m, torch.nn.Linear) for m in checked)
+    for m in checked:
+        fan_in = m.weight[0].numel()
+        assert m.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.15)
+
+
+def test_final_json_keeps_the_best_epoch_and_its_shot_accuracies(tmp_path):
+    cfg = compose_config(
+        smoke_overrides(tmp_path, "model=mlp", "model.hidden=[16]", "optimizer=sgd", "dataset.imbalance_factor=10")
+    )
+    cfg.trainer.epochs = 3
+    final = run(without_hydra(cfg), folder=tmp_path / "run")
+    history = read_lines(tmp_path / "run" / "metrics.jsonl")
+    best = max(history, key=lambda r: r["test_acc"])
+    assert (final["best_epoch"], final["best_test_acc"]) == (best["epoch"], best["test_acc"])
+    assert final["best_shot_acc"] == best["shot_acc"] and final["shot_acc"] == history[-1]["shot_acc"]
+
+
+def test_lesam_on_small_cnn_keeps_its_radius_clipped_and_its_loss_finite(tmp_path):
+    """When ||g|| falls towards 0 on an easy problem, rho_t = delta / ||g|| grows without bound unless clipped."""
+    overrides = smoke_overrides(
+        tmp_path, "model=small_cnn", "optimizer=lesam", "dataset.num_train=4096", "trainer.batch_size=32"
+    )
+    cfg = without_hydra(compose_config([*overrides, "trainer.epochs=50", "trainer.max_steps=32"]))
+    run(cfg, folder=tmp_path / "run")
+    history = read_lines(tmp_path / "run" / "metrics.jsonl")
+    assert all(math.isfinite(r["train_loss"]) and r["skipped_steps"] == 0 for r in history)
+    radii = [rho for line in read_lines(tmp_path / "run" / "rho.jsonl") for rho in line["rho"]]
+    assert radii and max(radii) <= cfg.optimizer.rho_max + 1e-6
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["hyperparameters"]["rho_max"] == 0.05
