@@ -88,3 +88,18 @@ def test_smoke_script_refuses_to_clear_a_folder_it_did_not_make(tmp_path):
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "not made by the smoke" in lines[0], result.stderr
     assert (tmp_path / "precious.txt").read_text() == "a result"
+
+
+def test_smoke_script_refuses_no_seeds(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/smoke.py", "--root", str(tmp_path / "smoke"), "--seeds", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and lines == [
+        "error: --seeds 0: pass 1 or more (the first seeds of each table's runs)"
+    ]
+    assert not (tmp_path / "smoke").exists()  # refused before it made the folder
