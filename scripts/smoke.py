@@ -30,9 +30,14 @@ def main(argv: list[str]) -> int:
     """Run the smoke; 1 when a preset or a table failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("outputs/smoke"), help="where the runs and tables go")
-    root = parser.parse_args(argv).root
-    fresh(root)
-    report = smoke(root)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds of each table's runs, up to the table's (2 or 3 give intervals)"
+    )
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        fail(f"--seeds {args.seeds}: pass 1 or more (the first seeds of each table's runs)")
+    fresh(args.root)
+    report = smoke(args.root, seeds=args.seeds)
     print(f"presets: {len(report.presets)} ran 2 steps ({', '.join(report.presets)})")
     for name, paths in report.tables.items():
         print(f"{name}: {', '.join(map(str, paths))}")

@@ -37,8 +37,43 @@ def test_table_renders_end_to_end(name, tmp_path):
         n = len(TABLES[name].run_overrides())
         assert f"Runs: {n} of {n} finished." in text
         assert "missing (" not in text, text
+        assert all(f"### {block.title}: reproduction" in text for block in TABLES[name].blocks)
+        assert "Student's t interval of the mean" in text
     else:
         assert "Runs: none" in text and "No measurements of ours" in text
+        assert ": reproduction" not in text  # one timing per cell: no interval, no verdict
+
+
+def section(text, title):
+    """The cells of the pipe table under `### title`, one list per line."""
+    lines = text.split(f"### {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def interval(text):
+    """'15.62 [-182.91, 214.16]' -> (-182.91, 214.16)."""
+    low, high = text.split("[")[1].rstrip("]").split(",")
+    return float(low), float(high)
+
+
+def test_two_seeds_give_every_cell_an_interval_and_a_verdict(tmp_path):
+    report = smoke(tmp_path, tables=["table3"], preset_names=[], seeds=2)
+    text = report.tables["table3"][0].read_text()
+    cells = section(text, "ViT-B/16: reproduction")
+    assert len(cells) == 6
+    for row, column, n, ours, paper, verdict in cells:
+        low, high = interval(ours)
+        published = float(paper.split(" ± ")[0])
+        expected = "above" if published < low else "below" if published > high else "reproduced"
+        assert (n, verdict) == ("2", expected), (row, column)
+    differences = section(text, "ViT-B/16: differences")
+    assert [d[:3] for d in differences] == [
+        [f"LE-SAM − {b}", d, "2, 2"] for b in ("SAM", "SGD*") for d in ("CIFAR-10", "CIFAR-100")
+    ]
+    for *_, ours, paper, ordering in differences:
+        low, high = interval(ours)
+        expected = "unresolved" if low <= 0 <= high else "held" if (low > 0) == (float(paper) > 0) else "reversed"
+        assert ordering == expected
 
 
 def test_smoke_script_refuses_to_clear_a_folder_it_did_not_make(tmp_path):
@@ -53,3 +88,18 @@ def test_smoke_script_refuses_to_clear_a_folder_it_did_not_make(tmp_path):
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "not made by the smoke" in lines[0], result.stderr
     assert (tmp_path / "precious.txt").read_text() == "a result"
+
+
+def test_smoke_script_refuses_no_seeds(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/smoke.py", "--root", str(tmp_path / "smoke"), "--seeds", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and lines == [
+        "error: --seeds 0: pass 1 or more (the first seeds of each table's runs)"
+    ]
+    assert not (tmp_path / "smoke").exists()  # refused before it made the folder

@@ -138,6 +138,19 @@ def test_paper_numbers_have_an_entry_for_every_cell_of_ours():
             assert cells == printed, (name, block.title, cells ^ printed)
 
 
+def test_comparisons_are_labels_of_one_axis_and_the_stated_differences_name_them():
+    compared = set()
+    for name, t in TABLES.items():
+        for block in t.blocks:
+            for method, baseline in block.comparisons:
+                on_rows = {method, baseline} <= set(block.rows)
+                assert on_rows or {method, baseline} <= set(block.columns), (name, block.title, method, baseline)
+                others = block.columns if on_rows else block.rows
+                compared |= {(name, block.title, method, baseline, label) for label in others}
+    stated = {(name, *key) for name, paper in paper_tables().items() for key in paper.differences}
+    assert stated and stated <= compared, stated - compared
+
+
 def test_paper_numbers_as_printed():
     paper = paper_tables()
     assert all(v.mean is None for rows in paper["table1"].blocks.values() for r in rows.values() for v in r.values())
@@ -147,6 +160,8 @@ def test_paper_numbers_as_printed():
     assert paper["table4"].value("CIFAR-100", "WRN-28-10", "LE-SAM+").mean == 85.06
     assert paper["table7"].value("CIFAR-100-LT", "GLMC + LE-SAM", "100").mean is None
     assert paper["table_dg"].value("VLCS", "LE-SAM", "Avg").mean == 53.47
+    assert paper["table1"].stated_difference("CIFAR-100", "LE-SAM", "SAM", "WRN-28-10") == 1.49  # Section 5.1
+    assert paper["table7"].stated_difference("CIFAR-100-LT", "GLMC + LE-SAM", "GLMC", "50") == 2.57  # Appendix E
     lesam_minus_sam = [
         paper["table4"].value("CIFAR-100", b, "LE-SAM").mean - paper["table4"].value("CIFAR-100", b, "SAM").mean
         for b in ("ResNet-18", "WRN-28-10", "PyramidNet-110")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lesam.report.paper import PaperValue, paper_tables
+from lesam.report.confidence import Interval, difference_interval, mean_interval, ordering
+from lesam.report.paper import PaperTable, PaperValue, paper_tables
 from lesam.report.plan import FINISHED, RunState
 from lesam.report.spec import Block, Cell, Reading, Table
 
@@ -26,15 +27,44 @@ class Stat:
     @property
     def mean(self) -> float | None:
         """Mean over the runs that gave a value; None if none did."""
-        return sum(self.values.values()) / self.n if self.n else None
+        return statistics.mean(self.values.values()) if self.n else None
 
     @property
     def std(self) -> float | None:
         """Sample standard deviation (n - 1) over the runs; None for fewer than two."""
-        if self.n < 2:
-            return None
-        mean = self.mean
-        return math.sqrt(sum((v - mean) ** 2 for v in self.values.values()) / (self.n - 1))
+        return statistics.stdev(self.values.values()) if self.n >= 2 else None
+
+    @property
+    def interval(self) -> Interval | None:
+        """The 95% t interval of the mean; None for fewer than two runs."""
+        return mean_interval(list(self.values.values()))
+
+
+@dataclass
+class Difference:
+    """method - baseline at one label of the other axis: our two cells, and the paper's difference."""
+
+    method: str
+    baseline: str
+    label: str
+    ours: tuple[Stat, Stat]  # the method's cell, the baseline's
+    paper: float | None
+
+    @property
+    def mean(self) -> float | None:
+        """Our difference of the two means; None when a cell has no run."""
+        means = [stat.mean for stat in self.ours]
+        return None if None in means else means[0] - means[1]
+
+    @property
+    def interval(self) -> Interval | None:
+        """Welch's 95% t interval of the difference; None when a cell has fewer than two runs."""
+        return difference_interval(*(list(stat.values.values()) for stat in self.ours))
+
+    @property
+    def ordering(self) -> str:
+        """held, reversed, unresolved, one seed, or no verdict (see confidence.ordering)."""
+        return ordering(min(stat.n for stat in self.ours), self.interval, self.paper)
 
 
 @dataclass
@@ -50,6 +80,8 @@ class BlockResult:
     stats: dict[tuple[str, str], Stat | None]
     paper: dict[tuple[str, str], PaperValue | None]
     paper_only: bool = False  # the paper's numbers that match no cell of ours
+    seeded: bool = True  # cells of runs over seeds (not one benchmark measurement each)
+    differences: list[Difference] = field(default_factory=list)
 
 
 @dataclass
@@ -93,14 +125,15 @@ def block_result(
     paper = paper_tables().get(table.name)
     by_cell = {(c.row, c.column): c for c in block.cells}
     readings = {key: _cell_readings(c, states, seeds, bench) for key, c in by_cell.items() if not _quoted(c)}
-    expected = 1 if any(c.bench for c in block.cells) else len(seeds)
+    seeded = not any(c.bench for c in block.cells)
+    expected = len(seeds) if seeded else 1
     labels: dict[str, tuple[str, str]] = {}  # our column label -> (spec column, name in the readings)
     for column in block.columns:
         if column == block.average:
             continue
         names = [n for (_, col), r in readings.items() if col == column for v in r.values() for n in v]
         for name in dict.fromkeys(names) or [""]:
-            labels[f"{column} · {name}" if name else column] = (column, name)
+            labels[_label(column, name)] = (column, name)
     stats: dict[tuple[str, str], Stat | None] = {}
     values: dict[tuple[str, str], PaperValue | None] = {}
     for row in block.rows:
@@ -114,7 +147,41 @@ def block_result(
             stats[row, block.average] = _average(row, block, readings, seeds, expected)
             values[row, block.average] = paper.value(block.title, row, block.average) if paper else None
     columns = list(labels) + ([block.average] if block.average else [])
-    return BlockResult(block.title, block.rows, columns, stats, values)
+    result = BlockResult(block.title, block.rows, columns, stats, values, seeded=seeded)
+    result.differences = [d for pair in block.comparisons for d in _differences(result, block, labels, pair, paper)]
+    return result
+
+
+def _label(column: str, name: str) -> str:
+    """Our column label of a spec column's named value ('' names a single value)."""
+    return f"{column} · {name}" if name else column
+
+
+def _differences(
+    result: BlockResult, block: Block, labels: dict, pair: tuple[str, str], paper: PaperTable | None
+) -> list[Difference]:
+    """method - baseline at each label of the other axis of `block` (methods as rows or as columns)."""
+    method, baseline = pair
+    if method in block.rows and baseline in block.rows:
+        cells = [(label, (method, label), (baseline, label)) for label in result.columns]
+    elif method in block.columns and baseline in block.columns:
+        cells = [
+            (_label(row, name), (row, label), (row, _label(baseline, name)))
+            for row in block.rows
+            for label, (column, name) in labels.items()
+            if column == method and (row, _label(baseline, name)) in result.stats  # the baseline has that value
+        ]
+    else:
+        raise ValueError(f"{block.title}: {method} and {baseline} are not both rows or both columns")
+    differences = []
+    for label, ours, theirs in cells:
+        cited = [result.paper[ours], result.paper[theirs]]
+        if all(v is not None and v.mean is not None for v in cited):
+            printed = cited[0].mean - cited[1].mean
+        else:
+            printed = paper.stated_difference(block.title, method, baseline, label) if paper else None
+        differences.append(Difference(method, baseline, label, (result.stats[ours], result.stats[theirs]), printed))
+    return differences
 
 
 def _quoted(cell: Cell) -> bool:

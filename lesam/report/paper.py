@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -21,15 +21,30 @@ class PaperValue:
 
 @dataclass(frozen=True)
 class PaperTable:
-    """One table of the paper: where it is, notes on it, and its cells by block, row and column."""
+    """One table of the paper: where it is, notes on it, its cells by block, row and column, and the
+    differences its text states where the cells were lost, by (block, method, baseline, other label)."""
 
     source: str
     notes: tuple[str, ...]
     blocks: dict[str, dict[str, dict[str, PaperValue]]]
+    differences: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
 
     def value(self, block: str, row: str, column: str) -> PaperValue | None:
         """The paper's value of a cell; None when the paper has no such cell."""
         return self.blocks.get(block, {}).get(row, {}).get(column)
+
+    def stated_difference(self, block: str, method: str, baseline: str, label: str) -> float | None:
+        """method - baseline at `label` of the other axis as the paper's text states it; None if it does not."""
+        return self.differences.get((block, method, baseline, label))
+
+
+def _differences(entries: list[dict] | None) -> dict[tuple[str, str, str, str], float]:
+    """The stated differences, one per (block, method, baseline, other label)."""
+    return {
+        (e["block"], e["method"], e["baseline"], str(label)): float(v)
+        for e in entries or ()
+        for label, v in e["values"].items()
+    }
 
 
 def _value(raw: object) -> PaperValue:
@@ -52,6 +67,7 @@ def paper_tables() -> dict[str, PaperTable]:
                 block: {str(row): {str(col): _value(v) for col, v in cells.items()} for row, cells in rows.items()}
                 for block, rows in entry["blocks"].items()
             },
+            _differences(entry.get("differences")),
         )
         for name, entry in raw.items()
     }

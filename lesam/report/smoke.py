@@ -112,22 +112,25 @@ def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeRe
             report.failed[name] = f"{type(error).__name__}: {error}"
 
 
-def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport) -> None:
-    """Seed 0 of each of the table's runs in-process, its analyses, then the table from those folders."""
+def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport, seeds: int = 1) -> None:
+    """The first `seeds` seeds of each of the table's runs in-process, its analyses, then the table from those
+    folders (two seeds or more give the reproduction columns intervals)."""
     t = TABLES[name]
-    planned = runs(t, seeds=t.seeds[:1], extra=Shrinker(c, root / "runs"))
+    planned = runs(t, seeds=t.seeds[:seeds], extra=Shrinker(c, root / "runs"))
     for run in planned:
         folder = c.folder(run.args)
         train_in_process(c.compose(run.args), folder)
         for analysis in pending_analyses(run, folder, t.analyses):
             checkpoint = f"checkpoint={folder / 'last.pt'}"
             run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
-    result = collect_table(t, locate(planned, c), t.seeds[:1], root / "bench.json")
+    result = collect_table(t, locate(planned, c), t.seeds[:seeds], root / "bench.json")
     report.tables[name] = write_table(result, root / "tables")
 
 
-def smoke(root: Path, tables: Sequence[str] | None = None, preset_names: Sequence[str] | None = None) -> SmokeReport:
-    """Run the presets and render the tables (all of each by default) under `root`."""
+def smoke(
+    root: Path, tables: Sequence[str] | None = None, preset_names: Sequence[str] | None = None, seeds: int = 1
+) -> SmokeReport:
+    """Run the presets and render the tables (all of each by default, the tables' runs with `seeds` seeds)."""
     report = SmokeReport()
     with composer() as c, one_thread():
         smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report)
@@ -138,7 +141,7 @@ def smoke(root: Path, tables: Sequence[str] | None = None, preset_names: Sequenc
                 report.skipped[name] = str(error)
                 continue
             try:
-                smoke_table(c, Path(root), name, report)
+                smoke_table(c, Path(root), name, report, seeds)
             except Exception as error:  # noqa: BLE001 - every table is tried; each failure is reported
                 report.failed[name] = f"{type(error).__name__}: {error}"
     return report

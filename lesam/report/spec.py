@@ -100,13 +100,18 @@ class Cell:
 
 @dataclass(frozen=True)
 class Block:
-    """A sub-table: rows by columns. `average` names a column holding each row's mean over the others."""
+    """A sub-table: rows by columns. `average` names a column holding each row's mean over the others.
+
+    `comparisons`: (method, baseline) pairs of row labels, or of column labels, whose difference the table
+    shows for each label of the other axis.
+    """
 
     title: str
     rows: tuple[str, ...]
     columns: tuple[str, ...]
     cells: tuple[Cell, ...]
     average: str | None = None
+    comparisons: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
