@@ -12,13 +12,14 @@ TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv from requirements.txt
+setup: $(STAMP)  ## create .venv: the pinned requirements.txt, then this package in place (pip install -e .)
 
 test: $(STAMP)  ## run the test suite (CPU, about 10 minutes on two cores)
 	$(PY) -m pytest -q
