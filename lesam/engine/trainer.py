@@ -31,7 +31,7 @@ from lesam.engine.rho_trace import RhoTrace
 from lesam.engine.rng import rng_state, set_rng_state
 from lesam.methods import Batch, build_method
 from lesam.models import build_model
-from lesam.optim import LossScaler, StepSchedule, build_optimizer
+from lesam.optim import LossScaler, SharpnessAware, StepSchedule, build_optimizer
 from lesam.optim.schedules import lr_on_device
 
 
@@ -65,6 +65,7 @@ class Trainer:
         self.first_pass = distributed.first_pass_context(
             replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
         )
+        self.no_sync = distributed.no_sync(replicas)
         self.guard = StepGuard(self.model, self.optimizer, t.nonfinite_window)
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
@@ -168,17 +169,25 @@ class Trainer:
 
     def _optimizer_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on `batch`: the mean loss at w and the logits the training accuracy is read from."""
-        closure = BatchClosure(
+        closure = self.closure(batch, self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        return self.optimizer.step(closure), closure.logits
+
+    def closure(self, batch: Batch, optimizer: SharpnessAware) -> BatchClosure:
+        """The forward-backward passes of one step of `optimizer` on `batch`, each pass in
+        `trainer.accumulation_steps` micro-batches."""
+        t = self.cfg.trainer
+        return BatchClosure(
             self.forward,
             batch,
             self.autocast,
             self.method.loss,
-            self.optimizer.loss_scaler,
-            freeze_bn=self.cfg.trainer.bn_second_pass == "freeze",
-            first_pass=self.first_pass if self.optimizer.perturbing else nullcontext,
+            optimizer.loss_scaler,
+            freeze_bn=t.bn_second_pass == "freeze",
+            first_pass=self.first_pass if optimizer.perturbing else nullcontext,
+            micro_batches=t.accumulation_steps,
+            no_sync=self.no_sync,
         )
-        self.optimizer.zero_grad(set_to_none=True)
-        return self.optimizer.step(closure), closure.logits
 
     def _captured_step(self) -> CapturedStep:
         """The step as a CUDA graph; learning rates become tensors on the device, so schedules reach the graph."""

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
+import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from lesam.engine.trainer import Trainer
 
 
+def upcast(logits: Tensor) -> Tensor:
+    """Half-precision outputs in float32 for the loss; float32 and float64 ones as they are."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 @dataclass
 class Batch:
     """A training batch; `labels` are what the training accuracy is scored against."""
@@ -30,8 +36,8 @@ class Batch:
     inputs: Tensor
     labels: Tensor
 
-    def subset(self, samples: Tensor) -> Batch:
-        """The batch restricted to `samples` (indices): every per-sample tensor field is indexed."""
+    def subset(self, samples: Tensor | slice) -> Batch:
+        """The batch restricted to `samples` (indices, or a slice: views): every per-sample tensor field is indexed."""
         n = len(self.labels)
         per_sample = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v[samples] for k, v in per_sample.items() if isinstance(v, Tensor) and len(v) == n})
@@ -64,7 +70,7 @@ class Method:
         """The mean loss of `batch` under `model` and the logits its training accuracy is read from."""
         with autocast:
             logits = model(batch.inputs)
-        return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing), logits
+        return F.cross_entropy(upcast(logits), batch.labels, label_smoothing=self.label_smoothing), logits
 
     def after_step(self, step: int) -> None:
         """Runs after each optimizer step; `step` counts the steps taken so far."""

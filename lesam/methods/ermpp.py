@@ -21,7 +21,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lesam.data import DataSplits
-from lesam.engine.closure import BatchClosure
 from lesam.methods.base import Method
 from lesam.models.classifier import classifier
 from lesam.optim import LossScaler, build_optimizer
@@ -78,7 +77,7 @@ class ERMPlusPlus(Method):
         for _ in range(self.linear_probe_steps):
             inputs, labels = (t.to(trainer.device, non_blocking=True) for t in next(batches))
             batch = self.batch(inputs, labels, 0.0)
-            closure = BatchClosure(trainer.forward, batch, trainer.autocast, self.loss, optimizer.loss_scaler)
+            closure = trainer.closure(batch, optimizer)
             optimizer.zero_grad(set_to_none=True)
             optimizer.step(closure)
         for p in frozen:
