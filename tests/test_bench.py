@@ -51,3 +51,4 @@ def test_bench_measures_the_memory_of_each_number_of_micro_batches(tmp_path):
     rows = [line.split() for line in result.stdout.strip().splitlines()[-2:]]
     assert [row[3] for row in rows] == ["1", "2"]
     assert [row[-1] for row in rows] == [f"{r['step_mem_gb']:.3f}" for r in records]
+    assert read_bench(out)["resnet18", "lesam"] == {"path=plain": records[0]["s_per_epoch"]}  # Table 6: k = 1

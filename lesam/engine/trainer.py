@@ -174,8 +174,7 @@ class Trainer:
         return self.optimizer.step(closure), closure.logits
 
     def closure(self, batch: Batch, optimizer: SharpnessAware) -> BatchClosure:
-        """The forward-backward passes of one step of `optimizer` on `batch`, each pass in
-        `trainer.accumulation_steps` micro-batches."""
+        """The passes of a step of `optimizer` on `batch`, each in `trainer.accumulation_steps` micro-batches."""
         t = self.cfg.trainer
         return BatchClosure(
             self.forward,
