@@ -2,15 +2,20 @@
 
     python scripts/bench.py                              # the full matrix on the GPU
     python scripts/bench.py --models resnet18 --tiny     # a CPU-sized run (what the tests do)
+    python scripts/bench.py --models resnet18 --optimizers lesam --paths plain --accumulation 1 2 4
+                                                         # peak memory with 1, 2 and 4 micro-batches per pass
 
 Each configuration builds the real training loop (lesam.engine.trainer.Trainer) on CIFAR-shaped
 synthetic data, runs warm-up steps (compilation, graph capture), then times `--steps` steps with
 CUDA events (a host clock on the CPU). Seconds per epoch are extrapolated to 50,000 images.
+The memory of the timed steps is measured too (PeakMemory): the peak, and how far it rose above
+what was held before them (activations, gradients, scratch), which gradient accumulation lowers.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import itertools
 import json
 import platform
@@ -68,14 +73,65 @@ class Timer:
             self.seconds = time.perf_counter() - self.start
 
 
+class PeakMemory:
+    """The peak memory of a block, and how far it rose above what was held when the block began.
+
+    On the GPU: the allocator's counters (torch.cuda.max_memory_allocated). On the CPU: the process's
+    resident set, whose high-water mark (VmHWM) is reset when the block begins (/proc/self/clear_refs);
+    `return_freed_memory()` makes freed tensors leave the resident set, so that it follows what the
+    tensors hold. Both are None where the system offers neither (not Linux).
+    """
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.peak_gb: float | None = None
+        self.rise_gb: float | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.cuda:
+            self.before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.before = resident("VmRSS")
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # the high-water mark starts again from here
+            except OSError:
+                self.before = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = torch.cuda.max_memory_allocated() if self.cuda else resident("VmHWM")
+        if self.before is not None and peak is not None:
+            self.peak_gb, self.rise_gb = peak / 1e9, (peak - self.before) / 1e9
+
+
+def resident(field: str) -> int | None:
+    """VmRSS (resident now) or VmHWM (the high-water mark) of this process in bytes; None off Linux."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), None)
+    return None if line is None else int(line.split()[1]) * 1024  # given in kB
+
+
+def return_freed_memory() -> None:
+    """Have glibc map every block of 64 KiB or more on its own and unmap it when freed (a fixed
+    M_MMAP_THRESHOLD), instead of keeping freed blocks in the heap, where they stay resident."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: the resident set then overstates what the tensors hold
+
+
 def compose(overrides: list[str]):
     """The config `python train.py <overrides>` would run."""
     with composer() as c:
         return c.compose(overrides)
 
 
-def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> dict:
-    """Warm up, then time `args.steps` training steps of one configuration."""
+def measure(model: str, optimizer: str, path: str, accumulation: int, args: argparse.Namespace) -> dict:
+    """Warm up, then time `args.steps` training steps of one configuration (and measure their memory)."""
     batch = args.batch or BATCH[model]
     images = batch * (args.warmup + args.steps)
     overrides = [
@@ -86,6 +142,7 @@ def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> 
         "dataset.num_test=16",
         "dataset.augment=basic",
         f"trainer.batch_size={batch}",
+        f"trainer.accumulation_steps={accumulation}",
         "trainer.progress=false",
         f"trainer.device={args.device}",
         *PATHS[path],
@@ -98,10 +155,8 @@ def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> 
     trainer.max_steps = args.warmup
     trainer.train_epoch()
     trainer.epoch = 0  # go on with the same epoch after the warm-up batches, as a resumed run does
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     trainer.max_steps = args.warmup + args.steps
-    with Timer(cuda) as timer:
+    with PeakMemory(cuda) as memory, Timer(cuda) as timer:
         trainer.train_epoch()
     if trainer.step != trainer.max_steps:
         raise RuntimeError(f"timed {trainer.step - args.warmup} steps instead of {args.steps}")
@@ -112,29 +167,32 @@ def measure(model: str, optimizer: str, path: str, args: argparse.Namespace) -> 
         "optimizer": optimizer,
         "path": path,
         "batch_size": batch,
+        "accumulation_steps": accumulation,
         "step_ms": 1e3 * step,
         "s_per_epoch": step * EPOCH_IMAGES / batch,
         "images_per_s": batch / step,
-        "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
+        "peak_mem_gb": memory.peak_gb,  # GPU: tensors allocated; CPU: the process's resident set
+        "step_mem_gb": memory.rise_gb,  # above what was held before the timed steps
         "param_gb": params / 1e9,
     }
 
 
 def table(rows: list[dict]) -> str:
-    """Seconds per epoch, images/s, LE-SAM/SAM and LE-SAM/SGD step-time ratios and peak memory."""
-    by = {(r["model"], r["path"], r["optimizer"]): r for r in rows if "error" not in r}
-    lines = [f"{'model':<14}{'path':<20}{'opt':<7}{'s/epoch':>9}{'img/s':>9}{'/SAM':>7}{'/SGD':>7}{'peak GB':>9}"]
+    """Seconds per epoch, images/s, LE-SAM/SAM and LE-SAM/SGD step-time ratios, peak and step memory."""
+    by = {(r["model"], r["path"], r["accumulation_steps"], r["optimizer"]): r for r in rows if "error" not in r}
+    lines = [
+        f"{'model':<14}{'path':<20}{'opt':<7}{'k':>3}{'s/epoch':>9}{'img/s':>9}{'/SAM':>7}{'/SGD':>7}"
+        f"{'peak GB':>9}{'step GB':>9}"
+    ]
     for r in rows:
+        name = f"{r['model']:<14}{r['path']:<20}{r['optimizer']:<7}{r['accumulation_steps']:>3}"
         if "error" in r:
-            lines.append(f"{r['model']:<14}{r['path']:<20}{r['optimizer']:<7} failed: {r['error']}")
+            lines.append(f"{name} failed: {r['error']}")
             continue
-        ratios = [by.get((r["model"], r["path"], ref)) for ref in ("sam", "sgd")]
+        ratios = [by.get((r["model"], r["path"], r["accumulation_steps"], ref)) for ref in ("sam", "sgd")]
         sam, sgd = (f"{r['step_ms'] / ref['step_ms']:.3f}" if ref else "-" for ref in ratios)
-        memory = f"{r['peak_mem_gb']:.2f}" if r["peak_mem_gb"] is not None else "-"
-        lines.append(
-            f"{r['model']:<14}{r['path']:<20}{r['optimizer']:<7}{r['s_per_epoch']:>9.2f}{r['images_per_s']:>9.0f}"
-            f"{sam:>7}{sgd:>7}{memory:>9}"
-        )
+        peak, step = (f"{r[key]:.3f}" if r[key] is not None else "-" for key in ("peak_mem_gb", "step_mem_gb"))
+        lines.append(f"{name}{r['s_per_epoch']:>9.2f}{r['images_per_s']:>9.0f}{sam:>7}{sgd:>7}{peak:>9}{step:>9}")
     return "\n".join(lines)
 
 
@@ -149,6 +207,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (compile, capture)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the paper's per model)")
+    parser.add_argument(
+        "--accumulation", nargs="+", type=int, default=[1], metavar="K", help="micro-batches per pass to measure"
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--tiny", action="store_true", help="tiny models (a CPU smoke run)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench.json"))
@@ -157,14 +218,15 @@ def main() -> None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.paths is None:
         args.paths = list(PATHS) if args.device == "cuda" else CPU_PATHS
+    if args.device == "cpu":
+        return_freed_memory()
     rows = []
-    for model, path, optimizer in itertools.product(args.models, args.paths, args.optimizers):
+    for model, path, k, optimizer in itertools.product(args.models, args.paths, args.accumulation, args.optimizers):
         try:
-            rows.append(measure(model, optimizer, path, args))
+            rows.append(measure(model, optimizer, path, k, args))
         except Exception as error:  # noqa: BLE001 - one failed configuration must not lose the others
-            rows.append(
-                {"model": model, "optimizer": optimizer, "path": path, "error": f"{type(error).__name__}: {error}"}
-            )
+            failed = {"model": model, "optimizer": optimizer, "path": path, "accumulation_steps": k}
+            rows.append(failed | {"error": f"{type(error).__name__}: {error}"})
         print(json.dumps(rows[-1]), flush=True)
     meta = {
         "date": date.today().isoformat(),

@@ -29,6 +29,10 @@ def train(tmp_path, *overrides):
         (["trainer.epochz=3"], "epochz"),
         (["trainer.epochs=many"], "trainer.epochs"),
         (["dataset=synthetic", "optimizer=msam", "optimizer.base=adam"], "optimizer=msam: MSAM perturbs along"),
+        (
+            ["trainer.batch_size=4", "trainer.accumulation_steps=8"],
+            "trainer.accumulation_steps=8 is more",
+        ),
         (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
     ],
 )

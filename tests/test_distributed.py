@@ -16,18 +16,22 @@ from lesam.engine import distributed
 
 @pytest.fixture(scope="module")
 def torchrun_runs(tmp_path_factory):
-    """One torchrun launch trains all six runs (a multirun), to pay its start-up once."""
+    """One torchrun launch trains all twelve runs (a multirun), to pay its start-up once."""
     out = tmp_path_factory.mktemp("torchrun")
-    sweep = ["-m", "optimizer=sgd,sam,lesam", "optimizer.perturb_sync=global,local", *RUN, f"output_root={out}"]
+    sweep = ["-m", "optimizer=sgd,sam,lesam", "optimizer.perturb_sync=global,local", "trainer.accumulation_steps=1,2"]
+    sweep += [*RUN, f"output_root={out}"]
     result = torchrun(*sweep)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
+@pytest.mark.parametrize("accumulation", [1, 2])
 @pytest.mark.parametrize("optimizer", ["sgd", "sam", "lesam"])
-def test_two_processes_end_with_the_weights_of_one(optimizer, torchrun_runs, tmp_path):
-    cfg, alone = single_process(tmp_path, f"optimizer={optimizer}", "optimizer.perturb_sync=global")
-    together = torchrun_runs / run_id(cfg)
+def test_two_processes_end_with_the_weights_of_one(optimizer, accumulation, torchrun_runs, tmp_path):
+    """With two micro-batches per pass, each process all-reduces once per pass, as one process without them."""
+    _, alone = single_process(tmp_path, f"optimizer={optimizer}", "optimizer.perturb_sync=global")
+    two = [f"optimizer={optimizer}", "optimizer.perturb_sync=global", f"trainer.accumulation_steps={accumulation}"]
+    together = torchrun_runs / run_id(compose_config([*RUN, *two]))
     assert RunFolder(together).read_final()["processes"] == 2
     assert RunFolder(alone).read_final()["processes"] == 1
     a, b = weights(alone), weights(together)
@@ -48,6 +52,16 @@ def test_local_perturbation_runs_and_differs(torchrun_runs, tmp_path):
     difference = max((a[k] - b[k]).abs().max().item() for k in a)
     assert difference > 1e-4, "each process's own perturbation should change the trajectory"
     assert all(torch.isfinite(v).all() for v in b.values())
+
+
+def test_local_perturbation_with_micro_batches_keeps_each_process_s_own_gradient(torchrun_runs):
+    """The whole first pass stays local (no all-reduce after its last micro-batch either)."""
+    local = [*RUN, "optimizer=lesam", "optimizer.perturb_sync=local"]
+    whole, parts = (
+        weights(torchrun_runs / run_id(compose_config([*local, f"trainer.accumulation_steps={k}"]))) for k in (1, 2)
+    )
+    for key in whole:
+        torch.testing.assert_close(parts[key], whole[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_srun_tasks_without_torchrun_train_together(tmp_path):

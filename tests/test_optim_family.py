@@ -1,7 +1,7 @@
 """The SAM family: each method's defining property, and the engine's contracts for each of them."""
 
 import copy
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
@@ -190,12 +190,13 @@ class Quadratic:
     def __init__(self, w, hessian):
         self.w, self.hessian = w, hessian
 
-    def differentiable_loss(self):
-        with torch.enable_grad():
-            return 0.5 * self.w @ self.hessian @ self.w
+    @contextmanager
+    def hessian_products(self, params):
+        yield lambda vectors: [self.hessian @ vectors[0]]
 
     def __call__(self):
-        loss = self.differentiable_loss()
+        with torch.enable_grad():
+            loss = 0.5 * self.w @ self.hessian @ self.w
         loss.backward()
         return loss.detach()
 

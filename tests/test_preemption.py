@@ -35,9 +35,15 @@ def without_timing(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
-@pytest.mark.parametrize("optimizer,loader", [("sgd", "torch"), ("lesam", "torch"), ("lesam", "gpu")])
-def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, loader, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "optimizer,loader,accumulation",
+    [("sgd", "torch", 1), ("lesam", "torch", 1), ("lesam", "gpu", 1), ("lesam", "torch", 2)],
+)
+def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(
+    optimizer, loader, accumulation, tmp_path, monkeypatch
+):
     tiny = [*TINY["small_cnn"], f"optimizer={optimizer}", f"trainer.loader={loader}", "dataset.augment=basic"]
+    tiny.append(f"trainer.accumulation_steps={accumulation}")
     cfg = compose_config(smoke_overrides(tmp_path, "model=small_cnn", *tiny, "trainer.epochs=3"))
     # 64 images in batches of 16: 4 steps an epoch; BatchNorm and augmentation, so their state must resume too
     whole = run(cfg, folder=tmp_path / "whole")

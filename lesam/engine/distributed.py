@@ -146,6 +146,11 @@ def first_pass_context(
     return replicas.no_sync
 
 
+def no_sync(replicas: nn.Module) -> Callable[[], AbstractContextManager]:
+    """DDP's `no_sync` (a backward keeps its gradients local, to be all-reduced with the next one), or nothing."""
+    return replicas.no_sync if isinstance(replicas, DistributedDataParallel) else nullcontext
+
+
 def broadcast_buffers(model: nn.Module) -> None:
     """Give every process rank 0's buffers (BatchNorm statistics), the ones its checkpoint holds.
 

@@ -75,6 +75,7 @@ def check_capturable(cfg: DictConfig, device: torch.device, method: Method, opti
         (not method.capturable, f"method={cfg.method.name} adds work around the step; it needs method=erm"),
         (not optimizer.capturable, f"optimizer={cfg.optimizer.name} keeps per-step state on the host"),
         (not all(g.get("fused") for g in optimizer.param_groups), "the base optimizer must be fused"),
+        (cfg.trainer.accumulation_steps > 1, "it needs trainer.accumulation_steps=1 (one micro-batch)"),
     ]
     for failed, reason in reasons:
         if failed:

@@ -73,6 +73,7 @@ class Trainer:
         self.first_pass = distributed.first_pass_context(
             replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
         )
+        self.no_sync = distributed.no_sync(replicas)
         self.guard = StepGuard(self.model, self.optimizer, t.nonfinite_window)
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
@@ -180,17 +181,24 @@ class Trainer:
         """One step of `optimizer` (the run's by default) on `batch`: the mean loss at w and the logits the
         training accuracy is read from."""
         optimizer = optimizer or self.optimizer
-        closure = BatchClosure(
+        closure = self._closure(batch, optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        return optimizer.step(closure), closure.logits
+
+    def _closure(self, batch: Batch, optimizer: SharpnessAware) -> BatchClosure:
+        """The passes of a step of `optimizer` on `batch`, each in `trainer.accumulation_steps` micro-batches."""
+        t = self.cfg.trainer
+        return BatchClosure(
             self.forward,
             batch,
             self.autocast,
             self.method.loss,
             optimizer.loss_scaler,
-            freeze_bn=self.cfg.trainer.bn_second_pass == "freeze",
+            freeze_bn=t.bn_second_pass == "freeze",
             first_pass=self.first_pass if optimizer.perturbing else nullcontext,
+            micro_batches=t.accumulation_steps,
+            no_sync=self.no_sync,
         )
-        optimizer.zero_grad(set_to_none=True)
-        return optimizer.step(closure), closure.logits
 
     def _warm_start(self) -> None:
         """The steps a method declares before the run's own (ERM++'s linear probe): only its module trains,

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lesam.core.errors import UserError
 from lesam.core.paths import CONFIGS
+from lesam.engine import distributed
 
 _MISSING = object()
 KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
@@ -54,6 +55,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.epochs": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.max_steps": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1 or null"),
     "trainer.batch_size": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "trainer.accumulation_steps": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.eval_batch_size": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.eval_every": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.workers": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
@@ -94,6 +96,18 @@ def validate(cfg: DictConfig) -> None:
         if not ok:
             advice = f"; {hint[0]}" if hint else ""
             raise UserError(f"{key}={value!r} {requirement}{advice}")
+    check_micro_batches(cfg)
+
+
+def check_micro_batches(cfg: DictConfig) -> None:
+    """Each process's share of the batch must hold at least one sample per micro-batch."""
+    steps = OmegaConf.select(cfg, "trainer.accumulation_steps", default=1)
+    share = OmegaConf.select(cfg, "trainer.batch_size", default=steps) // distributed.world_size()
+    if steps > share:
+        raise UserError(
+            f"trainer.accumulation_steps={steps} is more micro-batches than the {share} samples each process "
+            f"gets of trainer.batch_size; use at most {share}, or a larger batch"
+        )
 
 
 def _kind(value: Any) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -19,6 +20,11 @@ from torch.utils.data import Dataset
 
 from lesam.data import DataSplits
 from lesam.methods.batch import Batch
+
+
+def upcast(logits: Tensor) -> Tensor:
+    """Half-precision outputs in float32 for the loss; float32 and float64 ones as they are."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class Method:
         """The mean loss of `batch` under `model` and the logits its training accuracy is read from."""
         with autocast:
             logits = model(batch.inputs)
-        return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing), logits
+        return F.cross_entropy(upcast(logits), batch.labels, label_smoothing=self.label_smoothing), logits
 
     def after_step(self, step: int, batch: Batch) -> None:
         """Runs after each optimizer step on `batch`; `step` counts the steps taken so far."""

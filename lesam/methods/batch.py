@@ -14,8 +14,8 @@ class Batch:
     inputs: Tensor
     labels: Tensor
 
-    def subset(self, samples: Tensor) -> Batch:
-        """The batch restricted to `samples` (indices): every per-sample tensor field is indexed."""
+    def subset(self, samples: Tensor | slice) -> Batch:
+        """The batch restricted to `samples` (indices, or a slice: views): every per-sample tensor field is indexed."""
         n = len(self.labels)
         per_sample = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v[samples] for k, v in per_sample.items() if isinstance(v, Tensor) and len(v) == n})

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from lesam.core.errors import UserError
 from lesam.data import DataSplits
-from lesam.methods.base import Method
+from lesam.methods.base import Method, upcast
 from lesam.methods.batch import Batch
 from lesam.models.classifier import remove_classifier
 from lesam.models.init import init_kaiming_fan_in
@@ -123,12 +123,12 @@ def paste_box(images: Tensor, patches: Tensor, lam: float) -> Tensor:
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """-sum_c targets_c log softmax(logits)_c, averaged over the batch."""
-    return -(F.log_softmax(logits.float(), dim=1) * targets).sum(dim=1).mean()
+    return -(F.log_softmax(upcast(logits), dim=1) * targets).sum(dim=1).mean()
 
 
 def negative_cosine(prediction: Tensor, target: Tensor) -> Tensor:
     """SimSiam's loss: minus the mean cosine similarity, with no gradient through `target`."""
-    return -F.cosine_similarity(prediction.float(), target.detach().float(), dim=-1).mean()
+    return -F.cosine_similarity(upcast(prediction), upcast(target.detach()), dim=-1).mean()
 
 
 class GLMC(Method):

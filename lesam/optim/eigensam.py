@@ -25,9 +25,10 @@ class EigenSAM(SAM):
     Until the first v, the step perturbs along the raw gradient, e = rho * g, as the official code's
     unnormalised first step does (train.py L106, sam.py L23). Defaults from the official code
     (README and utils.py): rho 0.1, alpha 0.2, freq 100, power_iters 5. As there, the Hessian is
-    that of the loss with the model in eval mode; the closure must offer `differentiable_loss`, as
-    lesam.methods.closure.BatchClosure does. The iteration count is fixed, so no step reads a
-    value back to the host. v is kept in the optimizer state (key `eigenvector`).
+    that of the loss with the model in eval mode; the closure must offer `hessian_products` (the
+    products of the whole batch's Hessian, however the closure splits the batch), as
+    lesam.methods.closure.BatchClosure does. The iteration count is fixed, so no step reads a value
+    back to the host. v is kept in the optimizer state (key `eigenvector`).
     """
 
     capturable = False  # the power iteration runs every `freq` batches, by a host-side count
@@ -60,16 +61,15 @@ class EigenSAM(SAM):
 
     def estimate_eigenvector(self, closure: Callable[[], Tensor], params: list[Tensor]) -> None:
         """Power iteration v <- Hv / ||Hv|| on the batch loss's Hessian, from the stored v."""
-        if not hasattr(closure, "differentiable_loss"):
+        if not hasattr(closure, "hessian_products"):
             raise TypeError(
-                "Eigen-SAM needs a closure with differentiable_loss(), such as lesam.methods.closure.BatchClosure"
+                "Eigen-SAM needs a closure with hessian_products(), such as lesam.methods.closure.BatchClosure"
             )
         v = [self.state[p].get("eigenvector") for p in params]
         v = [torch.randn_like(p) if u is None else u for p, u in zip(params, v, strict=True)]
-        with torch.enable_grad():
-            grads = torch.autograd.grad(closure.differentiable_loss(), params, create_graph=True)
+        with closure.hessian_products(params) as hessian_times:
             for _ in range(self.power_iters):
-                hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
+                hv = hessian_times(v)
                 v = torch._foreach_div(hv, global_norm(hv) + self.eps)
         for p, u in zip(params, v, strict=True):
             self.state[p]["eigenvector"] = u.detach()
