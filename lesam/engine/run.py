@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from lesam.engine import distributed
 from lesam.engine.errors import UserError
+from lesam.engine.files import WriteFailed
 from lesam.engine.logger import make_logger
 from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
 from lesam.engine.run_folder import ReplicaFolder, RunFolder
@@ -53,24 +54,43 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
     } | {k: tested[-1][k] for k in BREAKDOWNS if tested and k in tested[-1]}
 
 
-@stop_on_signals  # SIGTERM/SIGUSR1: a checkpoint at the next step boundary, then Interrupted
+@stop_on_signals  # SIGTERM/SIGUSR1/SIGINT: a checkpoint at the next step boundary, then Interrupted
 def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     """Train the run that `cfg` describes into `folder` (Hydra's run folder by default)."""
     folder = (RunFolder if distributed.is_main() else ReplicaFolder)(folder or run_folder())
     if folder.is_finished():
-        log.info("finished already: %s (delete final.json to run it again)", folder.path)
-        return folder.read_final()
+        return _finished(folder)
+    try:
+        return _train(cfg, folder)
+    except WriteFailed as error:
+        kept = "the previous checkpoint is kept" if folder.checkpoint.exists() else "no checkpoint was written yet"
+        raise UserError(f"{error}; {kept}") from error
+    finally:
+        folder.unlock()
+
+
+def _finished(folder: RunFolder) -> dict:
+    log.info("finished already: %s (delete final.json to run it again)", folder.path)
+    return folder.read_final()
+
+
+def _train(cfg: DictConfig, folder: RunFolder) -> dict:
+    """Take the folder, start from its checkpoint if it has one, and train to the end."""
     with folder.removed_on_failure():
         validate(cfg)
         folder.check_writable()
+        folder.lock()
+        if folder.is_finished():  # by the process that held the folder until a moment ago
+            return _finished(folder)
+        folder.remove_temporaries()
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
+        folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         if checkpoint is not None:
-            folder.keep_metrics_through(trainer.epoch)
             log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
         logger = make_logger(cfg, folder.path)
         while not trainer.done:
