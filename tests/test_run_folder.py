@@ -128,9 +128,17 @@ def test_a_finished_run_is_skipped_while_another_process_holds_the_folder(tmp_pa
         holder.unlock()
 
 
-def test_a_new_run_that_fails_leaves_no_folder_though_it_held_the_lock(tmp_path, monkeypatch):
+@pytest.mark.parametrize("before", ["no folder", "a lock file alone"])  # the second: left by a run killed at start
+def test_a_new_run_that_fails_leaves_no_folder_though_it_held_the_lock(before, tmp_path, monkeypatch):
     cfg = tiny(tmp_path, "trainer.epochs=1")
-    monkeypatch.setattr(RunFolder, "load_checkpoint", lambda self: (_ for _ in ()).throw(Crash()))
+    if before == "a lock file alone":
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / ".lock").write_text("4242 elsewhere\n")
+
+    def crash(self):
+        raise Crash
+
+    monkeypatch.setattr(RunFolder, "load_checkpoint", crash)  # after the lock is taken
     with pytest.raises(Crash):
         run(cfg, folder=tmp_path / "run")
     assert not (tmp_path / "run").exists()
