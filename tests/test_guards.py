@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, compose_config, smoke_overrides
+from conftest import TINY, compose_config, crash_after_first_checkpoint, smoke_overrides
 from lesam.core.run_folder import RunFolder
 from lesam.engine.guards import NonFiniteSteps, StepGuard
 from lesam.engine.run import run
@@ -56,6 +56,18 @@ def test_a_non_finite_loss_is_skipped_and_counted(optimizer, tmp_path, monkeypat
     assert not all(torch.equal(a, b) for a, b in zip(states[2], states[3], strict=True)), "step 4 did not"
 
 
+def test_skipped_steps_are_counted_on_across_a_resume(tmp_path, monkeypatch):
+    cfg = compose_config(smoke_overrides(tmp_path, "model=mlp", *TINY["mlp"], "optimizer=sgd", "trainer.epochs=2"))
+    inject_loss(monkeypatch, {2}, math.inf)
+    run(cfg, folder=tmp_path / "whole")
+    inject_loss(monkeypatch, {2}, math.inf)  # counted from the first step again
+    crash_after_first_checkpoint(cfg, tmp_path / "parts", monkeypatch)
+    monkeypatch.undo()  # the resumed run's steps are all finite
+    run(cfg, folder=tmp_path / "parts")
+    skipped = [[m["skipped_steps"] for m in RunFolder(tmp_path / name).read_metrics()] for name in ("whole", "parts")]
+    assert skipped == [[1, 1], [1, 1]]
+
+
 def test_a_nan_forward_leaves_batchnorm_statistics_finite(tmp_path, monkeypatch):
     cfg = compose_config(
         smoke_overrides(tmp_path, "model=small_cnn", *TINY["small_cnn"], "optimizer=lesam", "trainer.epochs=1")
@@ -75,7 +87,14 @@ def test_a_nan_forward_leaves_batchnorm_statistics_finite(tmp_path, monkeypatch)
     assert final["skipped_steps"] == 1 and math.isfinite(final["test_loss"])
 
 
-def test_a_stream_of_non_finite_losses_stops_the_run_naming_the_steps(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "bad,steps,epochs",
+    [
+        (set(range(3, 100)), "3 to 6", [1]),  # the stream starts inside a window of checks
+        ({3, 4, 5} | set(range(7, 100)), "7 to 10", [1, 2]),  # the finite step 6 starts the count again
+    ],
+)
+def test_consecutive_non_finite_losses_stop_the_run_naming_the_steps(bad, steps, epochs, tmp_path, monkeypatch):
     cfg = compose_config(
         smoke_overrides(
             tmp_path,
@@ -85,13 +104,13 @@ def test_a_stream_of_non_finite_losses_stops_the_run_naming_the_steps(tmp_path, 
             "trainer.epochs=4",
             "trainer.nonfinite_window=4",
         )
-    )  # 4 steps an epoch: epoch 1 is clean, every step from 6 on has a NaN loss
-    inject_loss(monkeypatch, set(range(6, 100)), math.nan)
-    with pytest.raises(NonFiniteSteps, match="steps 9 to 12 all had a non-finite loss or gradient"):
+    )  # 4 steps an epoch
+    inject_loss(monkeypatch, bad, math.nan)
+    with pytest.raises(NonFiniteSteps, match=f"steps {steps} all had a non-finite loss or gradient"):
         run(cfg, folder=tmp_path / "run")
     folder = RunFolder(tmp_path / "run")
-    assert [m["epoch"] for m in folder.read_metrics()] == [1, 2]  # what was written stays
-    assert torch.load(folder.checkpoint, weights_only=True)["trainer"]["epoch"] == 2
+    assert [m["epoch"] for m in folder.read_metrics()] == epochs  # what was written stays
+    assert torch.load(folder.checkpoint, weights_only=True)["trainer"]["epoch"] == epochs[-1]
 
 
 def test_backward_seed_is_one_or_nan():

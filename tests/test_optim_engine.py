@@ -1,11 +1,15 @@
 """The engine's contracts: exact restore, state_dict, no host sync, loss scaling and skipped steps."""
 
 import copy
+from contextlib import nullcontext
 
 import pytest
 import torch
 
-from lesam.optim import LESAM, SAM, LossScaler, Plain
+from conftest import compose_config
+from lesam.methods import Batch
+from lesam.methods.closure import BatchClosure
+from lesam.optim import LESAM, OPTIMIZERS, SAM, LossScaler, Plain, build_optimizer
 
 
 def problem(seed=0):
@@ -118,3 +122,31 @@ def test_non_finite_step_is_skipped_and_counted():
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=False))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert opt.skipped_steps.item() == 1
+
+
+def float64_loss(model, batch, autocast):
+    """Cross-entropy of the logits as they are (float64), and the logits."""
+    logits = model(batch.inputs)
+    return torch.nn.functional.cross_entropy(logits, batch.labels), logits
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("made", ["under_default_float64", "converted_with_double"])
+def test_every_optimizer_steps_a_float64_model(name, made):
+    """A float64 model, made under torch.set_default_dtype(torch.float64) or converted, trains with every optimizer."""
+    cfg = compose_config([f"optimizer={name}"]).optimizer
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if made == "under_default_float64" else default)
+    try:
+        model, x, y = problem()
+        model, x = model.double(), x.double()
+        opt = build_optimizer(cfg, model)
+        before = [p.detach().clone() for p in model.parameters()]
+        for _ in range(3):
+            opt.zero_grad()
+            opt.step(BatchClosure(model, Batch(x, y), nullcontext(), float64_loss))
+    finally:
+        torch.set_default_dtype(default)
+    assert all(p.dtype == torch.float64 and torch.isfinite(p).all() for p in model.parameters())
+    assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+    assert opt.skipped_steps.item() == 0

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from processes import RUN, TORCHRUN, single_process, torchrun, weights, worker_e
 from conftest import ROOT, TINY, compose_config, smoke_overrides
 from lesam.core.run_folder import RunFolder
 from lesam.core.run_id import run_id
+from lesam.engine import cli
 from lesam.engine.guards import StepGuard
 from lesam.engine.preemption import STOP, Interrupted
 from lesam.engine.run import run
@@ -89,7 +91,8 @@ def test_the_previous_handler_runs_after_the_checkpoint(tmp_path, monkeypatch):
     assert seen == [(signal.SIGUSR1, 3)]
 
 
-def test_sigterm_to_train_py_exits_with_one_line(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_train_py_exits_with_one_line(signum, tmp_path):
     overrides = smoke_overrides(
         tmp_path, "model=mlp", *TINY["mlp"], "optimizer=lesam", "dataset.num_train=1024", "trainer.epochs=20"
     )
@@ -98,17 +101,53 @@ def test_sigterm_to_train_py_exits_with_one_line(tmp_path):
     )
     for line in train.stdout:
         if line.startswith("epoch 1:"):
-            train.send_signal(signal.SIGTERM)
+            train.send_signal(signum)  # SIGINT: what Ctrl-C sends
             break
     _, stderr = train.communicate(timeout=300)
     lines = [x for x in stderr.splitlines() if x.strip()]
-    assert train.returncode == 128 + signal.SIGTERM, stderr
-    assert len(lines) == 1 and lines[0].startswith("stopped by SIGTERM after step "), stderr
+    assert train.returncode == 128 + signum, stderr  # 143 for SIGTERM, 130 for Ctrl-C
+    assert len(lines) == 1 and lines[0].startswith(f"stopped by {signum.name} after step "), stderr
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert f"wrote {folder / 'last.pt'}" in lines[0]
     state = torch.load(folder / "last.pt", weights_only=True)["trainer"]
     assert f"after step {state['step']}:" in lines[0] and state["step"] > 64  # past epoch 1
     assert not (folder / "final.json").exists()
+
+
+def test_ctrl_c_stops_with_a_checkpoint_and_a_second_one_aborts_at_once(tmp_path, monkeypatch):
+    cfg = compose_config(smoke_overrides(tmp_path, "model=mlp", *TINY["mlp"], "optimizer=sgd", "trainer.epochs=2"))
+    signal_after_step(monkeypatch, 3, signal.SIGINT)
+    try:
+        with pytest.raises(Interrupted) as stop:
+            run(cfg, folder=tmp_path / "run")
+    except KeyboardInterrupt:  # caught here, or pytest would take it for the user's and end the session
+        pytest.fail("Ctrl-C ended the run without a checkpoint")
+    assert (stop.value.signum, stop.value.exit_status) == (signal.SIGINT, 130)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]["step"] == 3
+
+    STOP.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # recorded: the loop stops at the next step boundary
+        assert STOP.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second one does not wait
+            time.sleep(1)  # time for the handler to run, had it not raised at once
+    finally:
+        STOP.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_ends_train_py_with_one_line(capsys):
+    def aborted():
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.exit_on_user_error(aborted)()
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt ended train.py with a traceback")
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "aborted by Ctrl-C; the run folder keeps the last checkpoint written\n"
 
 
 def test_sigterm_to_torchrun_stops_both_processes_and_they_resume(tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,20 +15,59 @@ import torch
 
 from lesam.core.errors import UserError
 
+TEMPORARY = ".*.tmp"  # the names of atomic writes in progress (left behind by a process killed while writing)
+
+
+class WriteFailed(UserError):
+    """A file could not be written (a full disk, a quota, a lost mount); an atomically written file is as it was."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"could not write {path}: {error.strerror or error}")
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Report an OSError raised while writing `path` as WriteFailed, which names the file.
+
+    A writer may raise its own error while handling the OSError (torch.save on a full disk raises
+    RuntimeError "unexpected pos"): the OSError it was handling is the one reported.
+    """
+    try:
+        yield
+    except Exception as error:
+        reason = _os_error(error)
+        if reason is None:
+            raise
+        raise WriteFailed(path, reason) from error
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """`error` if it is an OSError, else the first OSError it was raised from or while handling."""
+    seen = set()
+    while error is not None and id(error) not in seen and not isinstance(error, OSError):
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return error
+
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through `write` into a temporary file beside `path`, fsync it, then rename it over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through `write` into a temporary file beside `path`, fsync it, then rename it over.
+
+    The file gets the permissions of any new file (0666 less the umask), as a plain open() would.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"  # matches TEMPORARY
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_text(path: Path, text: str) -> None:

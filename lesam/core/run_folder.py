@@ -8,15 +8,20 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.core.errors import UserError
-from lesam.core.files import load_weights, save_torch, write_json, write_text
+from lesam.core.files import TEMPORARY, load_weights, save_torch, write_json, write_text, writing
+from lesam.core.folder_lock import FolderInUse, FolderLock
 
 
 class RunFolder:
-    """`.hydra/` (the composed config), `metrics.jsonl`, `rho.jsonl`, `final.json`, `last.pt` and `train.log`."""
+    """`.hydra/` (the composed config), `metrics.jsonl`, `rho.jsonl`, `final.json`, `last.pt` and `train.log`.
+
+    `.lock` is held by the one process that writes the folder (see FolderLock).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -25,6 +30,7 @@ class RunFolder:
         self.final = self.path / "final.json"
         self.checkpoint = self.path / "last.pt"
         self.log = self.path / "train.log"
+        self._lock = FolderLock(self.path)
 
     def is_finished(self) -> bool:
         """Whether the run has written its result."""
@@ -36,14 +42,33 @@ class RunFolder:
 
     @contextmanager
     def removed_on_failure(self) -> Iterator[None]:
-        """Remove the folder again if it was new and the block fails: no half-written runs."""
-        new = not self.path.exists() or not any(self.path.iterdir())
+        """Remove the folder again if it was new and the block fails: no half-written runs.
+
+        A folder that holds nothing but a lock file is new (a run killed at its start leaves one);
+        a failure to take the lock leaves the folder to the process that holds it.
+        """
+        new = not self.path.exists() or all(p == self._lock.file for p in self.path.iterdir())
         try:
             yield
+        except FolderInUse:
+            raise
         except BaseException:
             if new:
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
+
+    def lock(self) -> None:
+        """Take the folder for this process (FolderInUse if another one has it)."""
+        self._lock.take()
+
+    def unlock(self) -> None:
+        """Let the folder go."""
+        self._lock.release()
+
+    def remove_temporaries(self) -> None:
+        """Remove the temporary files of atomic writes that a killed process left half-written."""
+        for tmp in [*self.path.glob(TEMPORARY), *self.path.glob(f".hydra/{TEMPORARY}")]:
+            tmp.unlink(missing_ok=True)
 
     def check_writable(self) -> None:
         """Fail early, with the folder named, if the run could not write its files."""
@@ -74,11 +99,13 @@ class RunFolder:
         return read_lines(self.metrics)
 
     def keep_metrics_through(self, epoch: int) -> None:
-        """Drop lines of epochs after `epoch` (written after the checkpoint a resumed run starts from)."""
+        """Keep the whole lines of epochs up to `epoch`, the checkpoint's (0 without one), in metrics.jsonl and
+        rho.jsonl: lines written after the checkpoint, and a line cut off, are dropped (the run writes them again)."""
         for path in (self.metrics, self.rho):
             if path.exists():
-                kept = [r for r in read_lines(path) if r["epoch"] <= epoch]
-                write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+                kept = "".join(json.dumps(r) + "\n" for r in read_lines(path) if r["epoch"] <= epoch)
+                if kept != path.read_text():
+                    write_text(path, kept)
 
     def write_final(self, record: dict) -> None:
         """Write the run's result; its presence marks the run finished."""
@@ -110,6 +137,15 @@ class ReplicaFolder(RunFolder):
     def check_writable(self) -> None:
         """Rank 0 alone writes."""
 
+    def lock(self) -> None:
+        """Rank 0 alone writes, and holds the lock."""
+
+    def unlock(self) -> None:
+        """Rank 0 alone holds the lock."""
+
+    def remove_temporaries(self) -> None:
+        """Rank 0 alone writes."""
+
     def write_config(self, cfg: DictConfig, overrides: list[str]) -> None:
         """Rank 0 alone writes."""
 
@@ -130,11 +166,23 @@ class ReplicaFolder(RunFolder):
 
 
 def append_line(path: Path, record: dict) -> None:
-    """Append one JSON line to `path` and make it durable."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append one JSON line to `path` and make it durable; a cut-off last line is dropped first, not glued onto."""
+    with writing(path), open(path, "a+b") as f:
+        _drop_cut_off_line(f)
+        f.write(json.dumps(record).encode() + b"\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _drop_cut_off_line(f: IO[bytes]) -> None:
+    """Truncate a file open for appending to its last newline, if it does not end with one."""
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    f.seek(end - 1)
+    if f.read(1) != b"\n":
+        f.seek(0)
+        f.truncate(f.read().rfind(b"\n") + 1)
 
 
 def read_lines(path: Path) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import sysconfig
 import traceback
@@ -19,6 +20,7 @@ from lesam.engine import distributed
 from lesam.engine.preemption import Interrupted
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as a shell reports a process ended by Ctrl-C
 T = TypeVar("T")
 
 
@@ -83,6 +85,10 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             if distributed.is_main():
                 print(str(stop), file=sys.stderr)
             sys.exit(stop.exit_status)
+        except KeyboardInterrupt:  # a second Ctrl-C: no wait for a checkpoint
+            if distributed.is_main():
+                print("aborted by Ctrl-C; the run folder keeps the last checkpoint written", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapped
 

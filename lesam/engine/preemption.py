@@ -1,8 +1,9 @@
-"""Stop at the next step boundary on SIGTERM or SIGUSR1: write last.pt, exit, resume later.
+"""Stop at the next step boundary on SIGTERM, SIGUSR1 or Ctrl-C: write last.pt, exit, resume later.
 
 Clusters announce preemption and time limits with a signal (SLURM: SIGTERM, or the signal of
 `--signal`; submitit: SIGUSR2). The handler only records the signal; the training loop looks at
-the record between steps, so a checkpoint is never taken halfway through a step.
+the record between steps, so a checkpoint is never taken halfway through a step. A second Ctrl-C
+does not wait for the checkpoint: it raises KeyboardInterrupt at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TypeVar
 
 from lesam.engine import distributed
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 AGREE_EVERY = 10  # steps between the processes' agreement on stopping (a one-number all-reduce on the hosts)
 T = TypeVar("T")
 
@@ -49,7 +50,7 @@ class StopRequest:
         self.previous: dict[int, object] = {}
 
     def signals(self) -> tuple[int, ...]:
-        """SIGTERM, SIGUSR1, and under submitit its preemption signal (so its requeue waits for last.pt)."""
+        """SIGTERM, SIGUSR1, SIGINT, and under submitit its preemption signal (so its requeue waits for last.pt)."""
         if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
             return STOP_SIGNALS
         submitit_signal = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
@@ -70,6 +71,8 @@ class StopRequest:
         self.previous.clear()
 
     def _record(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and self.signum:
+            raise KeyboardInterrupt  # Ctrl-C while a stop is under way: the user does not want to wait
         self.signum = signum
 
     def due(self, step: int) -> int:
@@ -85,9 +88,12 @@ class StopRequest:
         return distributed.max_over_processes(self.signum)
 
     def hand_on(self, signum: int) -> None:
-        """After the checkpoint, call the handler the signal had before (submitit's requeues the job)."""
+        """After the checkpoint, call the handler the signal had before (submitit's requeues the job).
+
+        Python's own Ctrl-C handler is not called: the stop is the run's answer to Ctrl-C.
+        """
         handler = self.previous.get(signum)
-        if callable(handler):
+        if callable(handler) and handler is not signal.default_int_handler:
             handler(signum, None)
 
 

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lesam.core.errors import UserError
+from lesam.core.files import WriteFailed
 from lesam.core.run_folder import ReplicaFolder, RunFolder
 from lesam.core.run_id import run_id
 from lesam.engine import distributed
@@ -59,24 +60,43 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
     return record
 
 
-@stop_on_signals  # SIGTERM/SIGUSR1: a checkpoint at the next step boundary, then Interrupted
+@stop_on_signals  # SIGTERM/SIGUSR1/SIGINT: a checkpoint at the next step boundary, then Interrupted
 def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     """Train the run that `cfg` describes into `folder` (Hydra's run folder by default)."""
     folder = (RunFolder if distributed.is_main() else ReplicaFolder)(folder or run_folder())
     if folder.is_finished():
-        log.info("finished already: %s (delete final.json to run it again)", folder.path)
-        return folder.read_final()
+        return _finished(folder)
+    try:
+        return _train(cfg, folder)
+    except WriteFailed as error:
+        kept = "the previous checkpoint is kept" if folder.checkpoint.exists() else "no checkpoint was written yet"
+        raise UserError(f"{error}; {kept}") from error
+    finally:
+        folder.unlock()
+
+
+def _finished(folder: RunFolder) -> dict:
+    log.info("finished already: %s (delete final.json to run it again)", folder.path)
+    return folder.read_final()
+
+
+def _train(cfg: DictConfig, folder: RunFolder) -> dict:
+    """Take the folder, start from its checkpoint if it has one, and train to the end."""
     with folder.removed_on_failure():
         validate(cfg)
         folder.check_writable()
+        folder.lock()
+        if folder.is_finished():  # by the process that held the folder until a moment ago
+            return _finished(folder)
+        folder.remove_temporaries()
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
+        folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         if checkpoint is not None:
-            folder.keep_metrics_through(trainer.epoch)
             log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
         logger = make_logger(cfg, folder.path)
         while not trainer.done:

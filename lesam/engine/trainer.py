@@ -167,11 +167,10 @@ class Trainer:
         seconds = done_seconds + time.perf_counter() - start
         stats.all_reduce()
         record = stats.read("train")
-        skipped = self.optimizer.skipped_steps
         return record | {
             "lr": self.optimizer.param_groups[0]["initial_lr"] * self.schedule.lr_factor(self.step),
             "budget_factor": self.schedule.budget_factor(self.step),
-            "skipped_steps": int(skipped.item()) if skipped is not None else 0,
+            "skipped_steps": int(self.optimizer.skipped_steps.item()),
             "images_per_s": stats.samples / seconds,
             "train_seconds": seconds,
             "rho_trace": trace.read(),

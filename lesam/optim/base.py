@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from lesam.optim.loss_scale import LossScaler
 
 Params = Iterable[Tensor] | Iterable[dict]
+COUNTERS = ("skipped_steps", "skipped_in_a_row")  # on-device step counts that a resumed run continues from
 
 
 def global_norm(tensors: list[Tensor]) -> Tensor:
@@ -67,9 +68,12 @@ class SharpnessAware(Optimizer):
         self.max_grad_norm: float | None = None  # clips the descent gradient only
         self.loss_scaler: LossScaler | None = None  # set for fp16
         self.last_rho = torch.zeros(())
-        self._found_inf: Tensor | None = None  # set if any gradient of this step is not finite
-        self._one: Tensor | None = None
-        self.skipped_steps: Tensor | None = None  # steps skipped for non-finite gradients
+        # float32 whatever the weights' dtype: torch's finite check and loss scaling take nothing else
+        counter = {"device": first.device, "dtype": torch.float32}
+        self._found_inf = torch.zeros((), **counter)  # set if any gradient of this step is not finite
+        self._one = torch.ones((), **counter)
+        self.skipped_steps = torch.zeros((), **counter)  # steps skipped for non-finite gradients
+        self.skipped_in_a_row = torch.zeros((), **counter)  # skipped steps since the last one taken
         self._momentum_ready = False
         self._perturbed: list[Tensor] = []
         self._scratch: dict[str, dict[Tensor, Tensor]] = defaultdict(dict)
@@ -173,8 +177,9 @@ class SharpnessAware(Optimizer):
     # ---- checkpoints ---------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """The base optimizer's state dict, which also holds the method's buffers and `extra_state()`."""
-        state = self.base_optimizer.state_dict()
+        """The base optimizer's state dict, which also holds the method's buffers, the skipped-step counts
+        and `extra_state()`."""
+        state = self.base_optimizer.state_dict() | {"counters": {n: getattr(self, n).clone() for n in COUNTERS}}
         extra = self.extra_state()
         return state | {"extra": extra} if extra else state
 
@@ -182,6 +187,8 @@ class SharpnessAware(Optimizer):
         """Load into the base optimizer and share its new groups and state again."""
         state_dict = dict(state_dict)
         extra = state_dict.pop("extra", None)
+        for name, value in state_dict.pop("counters", {}).items():  # absent from checkpoints of older code
+            getattr(self, name).copy_(value)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
@@ -227,10 +234,6 @@ class SharpnessAware(Optimizer):
         """Undo fp16 loss scaling and accumulate whether any gradient is not finite."""
         if not grads:
             return
-        if self._found_inf is None:
-            device = grads[0].device
-            self._found_inf, self.skipped_steps = torch.zeros((), device=device), torch.zeros((), device=device)
-            self._one = torch.ones((), device=device)
         inv_scale = self.loss_scaler.inv_scale() if self.loss_scaler else self._one
         torch._amp_foreach_non_finite_check_and_unscale_(grads, self._found_inf, inv_scale)
 
@@ -238,7 +241,7 @@ class SharpnessAware(Optimizer):
         """Clip the descent gradient if asked, then step the base optimizer unless it overflowed."""
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
-        found_inf = self._found_inf if self._found_inf is not None else torch.zeros(())
+        found_inf = self._found_inf
         if all(group.get("fused") for group in self.param_groups):
             self._init_momentum(params)
             self.base_optimizer.found_inf = found_inf  # the fused kernel skips the update on the device
@@ -247,9 +250,9 @@ class SharpnessAware(Optimizer):
             self.base_optimizer.step()
         if self.loss_scaler is not None:
             self.loss_scaler.update(found_inf)
-        if self.skipped_steps is not None:
-            self.skipped_steps += found_inf
-            found_inf.zero_()
+        self.skipped_steps += found_inf
+        self.skipped_in_a_row.mul_(found_inf).add_(found_inf)  # +1 for a skipped step, back to 0 for a taken one
+        found_inf.zero_()
 
     def _init_momentum(self, params: list[Tensor]) -> None:
         """Zero momentum buffers before the first fused step, so a skipped first step leaves no garbage."""
