@@ -30,6 +30,9 @@ def train(tmp_path, *overrides):
         (["trainer.epochs=many"], "trainer.epochs"),
         (["dataset=synthetic", "optimizer=msam", "optimizer.base=adam"], "optimizer=msam: MSAM perturbs along"),
         (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
+        (["experiment=demoo"], "unknown experiment 'demoo'; choose one of: cifar100_lt,"),
+        (["sweep=seed"], "unknown sweep 'seed'; choose one of: alpha,"),
+        (["hydra/launcher=slurmm"], "unknown hydra/launcher 'slurmm'; choose one of: basic, slurm, slurm_cpu"),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, overrides, needle):

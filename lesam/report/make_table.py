@@ -25,7 +25,7 @@ class Options:
     dry: bool = False
     source: Path | None = None  # FROM: render from the run folders below this folder, launch nothing
     gpus: tuple[str, ...] = ()  # one run per GPU, each pinned to its device
-    launcher: str | None = None  # a configs/launcher option for the multiruns (e.g. slurm)
+    launcher: str | None = None  # a configs/hydra/launcher option for the multiruns (e.g. slurm)
     seeds: tuple[int, ...] | None = None  # instead of the table's seeds
     extra: tuple[str, ...] = ()  # overrides added to every run
     out: Path = Path("tables")
