@@ -79,10 +79,15 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     return wrapped
 
 
+def full_error_asked() -> bool:
+    """Whether HYDRA_FULL_ERROR asks for full tracebacks: a true value (1, true, yes), not its mere presence."""
+    return os.environ.get("HYDRA_FULL_ERROR", "").strip().lower() in ("1", "true", "yes")
+
+
 def launch(main: Callable[[], None]) -> None:
     """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
     register_resolver()
-    debug = "HYDRA_FULL_ERROR" in os.environ
+    debug = full_error_asked()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:
         main()
