@@ -60,6 +60,21 @@ def test_only_a_true_hydra_full_error_shows_the_traceback(tmp_path, value, debug
         assert "unknown optimizer 'lesma'" in error_line(result)
 
 
+@pytest.mark.parametrize(
+    "script,shown,hidden",
+    [
+        ("train.py", ("experiment ", "optimizer ", "sweep ", "hydra/launcher "), ("recipe", "analysis", "trainer:")),
+        ("analyze.py", ("analysis  accuracy, hessian, landscape, lpf, pgd",), ("optimizer", "recipe", "trainer")),
+    ],
+)
+def test_help_starts_with_usage_and_shows_the_groups_to_choose_from(script, shown, hidden):
+    result = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python {script} "), result.stdout
+    assert all(f"  {group}" in result.stdout for group in shown), result.stdout
+    assert not any(word in result.stdout for word in hidden), result.stdout
+
+
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")

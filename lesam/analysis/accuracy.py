@@ -13,5 +13,5 @@ from lesam.engine.precision import autocast, resolve_precision
 def accuracy(cfg: DictConfig, run: LoadedRun) -> dict:
     """`test_loss` and `test_acc` (percent) over the run's test split."""
     loader = DataLoader(run.data.test, batch_size=cfg.batch_size, num_workers=cfg.workers)
-    precision = resolve_precision(cfg.precision, run.device)
+    precision = resolve_precision(cfg.precision, run.device, key="analysis.precision")
     return evaluate(run.model, loader, run.device, autocast(precision, run.device))

@@ -95,7 +95,7 @@ def pgd(cfg: DictConfig, run: LoadedRun) -> dict:
     attacks = {name: attack_settings(name, a) for name, a in cfg.attacks.items()}
     model = Normalized(run.model, data.mean, data.std).to(run.device).eval()
     model.requires_grad_(False)
-    amp = autocast(resolve_precision(cfg.precision, run.device), run.device)
+    amp = autocast(resolve_precision(cfg.precision, run.device, key="analysis.precision"), run.device)
     torch.manual_seed(cfg.seed)
     names = ["clean", *attacks]
     totals = torch.zeros(len(names), 2, dtype=torch.float64)  # summed loss, correct predictions

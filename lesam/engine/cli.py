@@ -8,34 +8,39 @@ import sys
 import sysconfig
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from lesam.engine import distributed
 from lesam.engine.errors import UserError
 from lesam.engine.preemption import Interrupted
 from lesam.engine.run_id import register_resolver
+from lesam.engine.validate import CONFIGS
 
 EXIT_USER_ERROR = 2
 T = TypeVar("T")
 
 
-def explain(error: BaseException) -> str | None:
-    """One line for a user mistake, or None when the error is a bug that needs its traceback."""
+def explain(error: BaseException, command: str = "train.py") -> str | None:
+    """One line for a user mistake, or None when the error is a bug that needs its traceback.
+
+    `command` is the script whose `--cfg job` lists the keys (train.py or analyze.py).
+    """
     if isinstance(error, UserError):
         return str(error)
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
         return f"unknown {group} '{choice}'; choose one of: {', '.join(sorted(error.options))}"
     if isinstance(error.__cause__, ConfigAttributeError | ConfigKeyError) and error.__cause__.full_key:
-        return (
-            f"unknown key '{error.__cause__.full_key}'; check its spelling (`python train.py --cfg job` lists the keys)"
-        )
+        key = error.__cause__.full_key
+        return f"unknown key '{key}'; check its spelling (`python {command} --cfg job` lists the keys)"
     if isinstance(error, ConfigCompositionException | OverrideParseException | OmegaConfBaseException):
         first = str(error).strip().splitlines()[0]
-        return f"{first}; check the override against `python train.py --cfg job`"
+        return f"{first}; check the override against `python {command} --cfg job`"
     if isinstance(error, OSError) and _raised_by_hydra(error):  # hydra creating the run folder
         return (
             f"cannot create the run folder '{error.filename}' ({error.strerror}); set output_root=<a writable folder>"
@@ -84,15 +89,21 @@ def full_error_asked() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR", "").strip().lower() in ("1", "true", "yes")
 
 
+def group_choices(group: str) -> str:
+    """The options of a config group, for `--help`: the names of configs/<group>/*.yaml."""
+    return ", ".join(sorted(path.stem for path in (CONFIGS / group).glob("*.yaml")))
+
+
 def launch(main: Callable[[], None]) -> None:
     """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
     register_resolver()
+    OmegaConf.register_new_resolver("choices", group_choices, replace=True)  # the --help templates'
     debug = full_error_asked()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:
         main()
     except Exception as error:  # noqa: BLE001 - anything not a user mistake is re-raised
-        message = None if debug else explain(error)
+        message = None if debug else explain(error, Path(sys.argv[0]).name)
         if message is None:
             raise
         fail(message)
