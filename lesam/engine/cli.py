@@ -15,13 +15,14 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from lesam.engine import distributed
+from lesam.engine import distributed, sweep
 from lesam.engine.errors import UserError
 from lesam.engine.preemption import Interrupted
 from lesam.engine.run_id import register_resolver
 from lesam.engine.validate import CONFIGS
 
 EXIT_USER_ERROR = 2
+EXIT_JOBS_FAILED = 1  # a multirun in which some jobs failed
 T = TypeVar("T")
 
 
@@ -56,30 +57,43 @@ def _raised_by_hydra(error: BaseException) -> bool:
     return bool(outside) and f"{os.sep}hydra{os.sep}" in outside[-1]
 
 
-def fail(message: str) -> None:
-    """Print 'error: <message>' as one line and exit with status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+def fail(message: str, status: int = EXIT_USER_ERROR) -> None:
+    """Print each line of `message` as 'error: <line>' and exit with `status` (2: a user mistake)."""
+    for line in message.splitlines():
+        print(f"error: {line}", file=sys.stderr)
+    sys.exit(status)
+
+
+def task_error(error: Exception) -> str | None:
+    """The one line for a user mistake raised inside a task; None for a bug."""
+    if isinstance(error, MissingMandatoryValue):
+        return f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line"
+    return str(error) if isinstance(error, UserError) else None
 
 
 def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     """Wrap a Hydra task so that a UserError it raises ends the process with one line.
 
-    Inside the task, Hydra would add its own report of the failed job; exiting here avoids it.
+    Inside the task, Hydra would add its own report of the failed job; exiting here avoids it. In a
+    multirun, a failed job is reported and recorded instead, and the launcher goes on with the next.
     """
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
-        except MissingMandatoryValue as error:
-            fail(f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line")
-        except UserError as error:
-            fail(str(error))
         except Interrupted as stop:  # last.pt is written: a clean stop, not a failure of the code
             if distributed.is_main():
                 print(str(stop), file=sys.stderr)
             sys.exit(stop.exit_status)
+        except Exception as error:
+            message = task_error(error)
+            if sweep.in_multirun():
+                sweep.job_failed(error, message)  # recorded: the launcher goes on with the next job
+                return None
+            if message is None:
+                raise
+            fail(message)
 
     return wrapped
 
@@ -102,8 +116,14 @@ def launch(main: Callable[[], None]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:
         main()
+    except sweep.SweepRefused as refused:
+        fail(str(refused))
+    except sweep.JobFailed as error:  # a job of a launcher's process, handed back once every job has run
+        fail(str(error), EXIT_JOBS_FAILED)
     except Exception as error:  # noqa: BLE001 - anything not a user mistake is re-raised
         message = None if debug else explain(error, Path(sys.argv[0]).name)
         if message is None:
             raise
         fail(message)
+    if sweep.FAILED:
+        fail("\n".join(sweep.FAILED), EXIT_JOBS_FAILED)
