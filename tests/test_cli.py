@@ -42,6 +42,11 @@ def error_line(result):
         (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
         (["experiment=demoo"], "unknown experiment 'demoo'; choose one of: cifar100_lt,"),
         (["sweep=seed"], "unknown sweep 'seed'; choose one of: alpha,"),
+        (["~optimizer.delta"], "~optimizer.delta: the run needs optimizer.delta; set optimizer.delta=<value>"),
+        (
+            ["dataset=synthetic", "dataset.num_train=32", "trainer.batch_size=33"],
+            "trainer.batch_size=33 is larger than the training set (32 images)",
+        ),
         (["hydra/launcher=slurmm"], "unknown hydra/launcher 'slurmm'; choose one of: basic, slurm, slurm_cpu"),
     ],
 )

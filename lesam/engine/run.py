@@ -61,12 +61,12 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
         log.info("finished already: %s (delete final.json to run it again)", folder.path)
         return folder.read_final()
     with folder.removed_on_failure():
-        validate(cfg)
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        validate(cfg, overrides)
         folder.check_writable()
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         if checkpoint is not None:

@@ -61,6 +61,11 @@ def labels(jobs: list[list[str]]) -> list[str]:
     return [" ".join(o for o in job if o.partition("=")[0] in swept) for job in jobs]
 
 
+def job_name(number: int, label: str) -> str:
+    """'job 1 (optimizer.rho=-1)': the launcher's number and the overrides that tell the job apart."""
+    return f"job {number} ({label})" if label else f"job {number}"
+
+
 def check_launcher(config: DictConfig) -> None:
     """A SLURM launcher needs sbatch on this machine; say so before submitit is asked."""
     if "SlurmLauncher" in config.hydra.launcher.get("_target_", "") and shutil.which("sbatch") is None:
@@ -83,9 +88,9 @@ class CheckJobs(Callback):
         for number, (overrides, label) in enumerate(zip(jobs, labels(jobs), strict=True)):
             LABELS[number] = label
             try:
-                validate(loader.load_sweep_config(config, overrides))
+                validate(loader.load_sweep_config(config, overrides), overrides)
             except UserError as error:
-                problems.append(f"job {number} ({label}): {error}")
+                problems.append(f"{job_name(number, label)}: {error}")
         if problems:
             raise SweepRefused("\n".join(problems))
 
@@ -106,7 +111,7 @@ def job_failed(error: Exception, message: str | None) -> None:
     if message is None:
         traceback.print_exception(error)
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-    line = f"job {job.num} ({label}) failed: {message}"
+    line = f"{job_name(job.num, label)} failed: {message}"
     if job.num not in LABELS:  # the checks ran in another process: the one that submitted this job
         raise JobFailed(line) from error
     FAILED.append(line)

@@ -22,6 +22,7 @@ from lesam.engine import distributed
 from lesam.engine.closure import BatchClosure
 from lesam.engine.cuda_graph import CapturedStep
 from lesam.engine.epoch_stats import EpochStats
+from lesam.engine.errors import UserError
 from lesam.engine.evaluation import domain_record, evaluate, shot_record
 from lesam.engine.fast_path import check_capturable, compiled, gpu_loaders, use_gpu_loader
 from lesam.engine.guards import StepGuard
@@ -70,6 +71,11 @@ class Trainer:
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
         train_set = self.method.train_set(data.train)
+        if t.batch_size > len(train_set):
+            raise UserError(
+                f"trainer.batch_size={t.batch_size} is larger than the training set ({len(train_set)} images); "
+                "lower trainer.batch_size"
+            )
         if use_gpu_loader(cfg, self.device, data, train_set):
             self.train_loader, self.test_loader = gpu_loaders(cfg, self.device, data, cfg.seed)
         else:

@@ -9,7 +9,7 @@ Hydra itself rejects an unknown key on the command line; the schema also catches
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,21 @@ RULES: Rules = {
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise a UserError naming the first key of a run's config that is unknown, of the wrong type, or out of range."""
+def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
+    """Raise a UserError naming the first key of a run's config that is deleted, unknown, of the wrong type, or
+    out of range; `overrides` are the command line's."""
+    check_kept(overrides)
     check_schema(cfg)
     check_ranges(cfg, RULES)
+
+
+def check_kept(overrides: Sequence[str]) -> None:
+    """Refuse `~key`: the run reads every key its config files define, so a deleted one would leave the
+    run on a default no config states (or fail later); null is how a file marks a key as off."""
+    for override in overrides:
+        key = override[1:].partition("=")[0]
+        if override.startswith("~") and not key.startswith("hydra."):
+            raise UserError(f"~{key}: the run needs {key}; set {key}=<value> instead of deleting it")
 
 
 def check_ranges(cfg: DictConfig, rules: Rules) -> None:

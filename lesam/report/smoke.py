@@ -56,7 +56,10 @@ TINY_MODELS: dict[str, tuple[str, ...]] = {
         "model.mlp_dim=32",
     ),
 }
-PRESETS: dict[str, tuple[str, ...]] = {}  # preset -> its smoke data overrides, where SMOKE_DATA does not fit
+PRESETS: dict[str, tuple[str, ...]] = {  # preset -> its smoke data overrides, where SMOKE_DATA does not fit
+    # a long tail thins 32 images to 5, fewer than one batch; 128 keep at least 26
+    "cifar100_lt": ("dataset=synthetic", "dataset.num_train=128", "dataset.num_test=16", "dataset.image_size=8"),
+}
 ANALYSIS = ("device=cpu",)
 
 
