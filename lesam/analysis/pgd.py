@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lesam.analysis.loaded_run import LoadedRun
+from lesam.data.workers import usable_workers
 from lesam.engine.errors import UserError
 from lesam.engine.precision import autocast, resolve_precision
 
@@ -99,7 +100,9 @@ def pgd(cfg: DictConfig, run: LoadedRun) -> dict:
     torch.manual_seed(cfg.seed)
     names = ["clean", *attacks]
     totals = torch.zeros(len(names), 2, dtype=torch.float64)  # summed loss, correct predictions
-    for inputs, labels in DataLoader(data.test, batch_size=cfg.batch_size, num_workers=cfg.workers):
+    for inputs, labels in DataLoader(
+        data.test, batch_size=cfg.batch_size, num_workers=usable_workers(cfg.workers, "analysis.workers")
+    ):
         labels = labels.to(run.device)
         x = (inputs.to(run.device) * model.std + model.mean).clamp(0, 1)
         for index, name in enumerate(names):

@@ -18,6 +18,7 @@ from lesam.analysis.lpf import lpf_record
 from lesam.data import build_data
 from lesam.data.gpu_loader import GpuLoader
 from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
+from lesam.data.workers import usable_workers
 from lesam.engine import distributed
 from lesam.engine.closure import BatchClosure
 from lesam.engine.cuda_graph import CapturedStep
@@ -70,6 +71,7 @@ class Trainer:
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
+        self.workers = usable_workers(t.workers, "trainer.workers")
         train_set = self.method.train_set(data.train)
         if t.batch_size > len(train_set):
             raise UserError(
@@ -97,7 +99,7 @@ class Trainer:
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         """Training: this process's share of each global batch, in the epoch's order; testing: its shard."""
-        workers = self.cfg.trainer.workers
+        workers = self.workers
         if shuffle:
             batch_size = distributed.local_batch(batch_size, "trainer.batch_size")
             sampler = EpochSampler(
