@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--root", type=Path, default=Path("outputs/smoke"), help="where the runs and tables go")
     root = parser.parse_args(argv).root
     fresh(root)
-    report = smoke(root)
+    report = smoke(root, say=lambda line: print(line, flush=True))
     print(f"presets: {len(report.presets)} ran 2 steps ({', '.join(report.presets)})")
     for name, paths in report.tables.items():
         print(f"{name}: {', '.join(map(str, paths))}")

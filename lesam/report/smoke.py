@@ -7,7 +7,8 @@ gets one line in PRESETS (its overrides replace SMOKE_DATA), a new model one lin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from lesam.engine.run import run as train
 from lesam.report.aggregate import locate
 from lesam.report.launch import pending_analyses
 from lesam.report.make_table import check_configs, collect_table, write_table
-from lesam.report.plan import CONFIGS, Composer, composer, runs
+from lesam.report.plan import CONFIGS, Composer, Run, composer, runs
+from lesam.report.spec import Analysis
 from lesam.report.tables import TABLES
 
 SMOKE_DATA = ("dataset=synthetic", "dataset.num_train=32", "dataset.num_test=16", "dataset.image_size=8")
@@ -61,6 +63,7 @@ PRESETS: dict[str, tuple[str, ...]] = {  # preset -> its smoke data overrides, w
     "cifar100_lt": ("dataset=synthetic", "dataset.num_train=128", "dataset.num_test=16", "dataset.image_size=8"),
 }
 ANALYSIS = ("device=cpu",)
+Progress = Callable[[str], None]  # told one line as each run ends
 
 
 def presets() -> list[str]:
@@ -119,7 +122,11 @@ class SmokeReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeReport) -> None:
+def quiet(line: str) -> None:
+    """Say nothing (the default progress)."""
+
+
+def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeReport, say: Progress = quiet) -> None:
     """Two steps of each preset on its own."""
     shrink = Shrinker(c, root / "presets")
     for name in names:
@@ -127,31 +134,47 @@ def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeRe
         try:
             cfg = c.compose((*overrides, *shrink(overrides)))
             folder = root / "presets" / name
+            start = time.perf_counter()
             train_in_process(cfg, folder)
             report.presets[name] = folder
+            say(f"preset {name}: 2 steps, {time.perf_counter() - start:.1f} s")
         except Exception as error:  # noqa: BLE001 - every preset is tried; each failure is reported with its cause
             report.failed[name] = f"{type(error).__name__}: {error}; give it smoke overrides in PRESETS ({__name__})"
+            say(f"preset {name}: FAILED")
 
 
-def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport) -> None:
+def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport, say: Progress = quiet) -> None:
     """Seed 0 of each of the table's runs in-process, its analyses, then the table from those folders."""
     t = TABLES[name]
     planned = runs(t, seeds=t.seeds[:1], extra=Shrinker(c, root / "runs"))
-    for run in planned:
-        folder = c.folder(run)
-        train_in_process(c.compose(run.args), folder)
-        for analysis in pending_analyses(run, folder, t.analyses):
-            checkpoint = f"checkpoint={folder / 'last.pt'}"
-            run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
+    for number, run in enumerate(planned, 1):
+        start = time.perf_counter()
+        folder = smoke_run(c, run, t.analyses)
+        say(f"{name} run {number}/{len(planned)}: {folder.name}, {time.perf_counter() - start:.1f} s")
     result = collect_table(t, locate(planned, c), t.seeds[:1], root / "bench.json")
     report.tables[name] = write_table(result, root / "tables")
 
 
-def smoke(root: Path, tables: Sequence[str] | None = None, preset_names: Sequence[str] | None = None) -> SmokeReport:
-    """Run the presets and render the tables (all of each by default) under `root`."""
+def smoke_run(c: Composer, run: Run, todo: Sequence[Analysis]) -> Path:
+    """Train one run of a table in-process, then its pending analyses; its folder."""
+    folder = c.folder(run)
+    train_in_process(c.compose(run.args), folder)
+    for analysis in pending_analyses(run, folder, todo):
+        checkpoint = f"checkpoint={folder / 'last.pt'}"
+        run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
+    return folder
+
+
+def smoke(
+    root: Path,
+    tables: Sequence[str] | None = None,
+    preset_names: Sequence[str] | None = None,
+    say: Progress = quiet,
+) -> SmokeReport:
+    """Run the presets and render the tables (all of each by default) under `root`, saying each run as it ends."""
     report = SmokeReport()
     with composer() as c, one_thread():
-        smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report)
+        smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report, say)
         for name in TABLES if tables is None else tables:
             try:
                 check_configs(TABLES[name], ())
@@ -159,7 +182,7 @@ def smoke(root: Path, tables: Sequence[str] | None = None, preset_names: Sequenc
                 report.skipped[name] = str(error)
                 continue
             try:
-                smoke_table(c, Path(root), name, report)
+                smoke_table(c, Path(root), name, report, say)
             except Exception as error:  # noqa: BLE001 - every table is tried; each failure is reported
                 report.failed[name] = f"{type(error).__name__}: {error}"
     return report
