@@ -1,5 +1,6 @@
 """A stop signal writes last.pt at the next step boundary; the run started again ends as if never stopped."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -36,7 +37,7 @@ def without_timing(rows: list[dict]) -> list[dict]:
 
 
 @pytest.mark.parametrize("optimizer,loader", [("sgd", "torch"), ("lesam", "torch"), ("lesam", "gpu")])
-def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, loader, tmp_path, monkeypatch):
+def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, loader, tmp_path, monkeypatch, caplog):
     tiny = [*TINY["small_cnn"], f"optimizer={optimizer}", f"trainer.loader={loader}", "dataset.augment=basic"]
     cfg = compose_config(smoke_overrides(tmp_path, "model=small_cnn", *tiny, "trainer.epochs=3"))
     # 64 images in batches of 16: 4 steps an epoch; BatchNorm and augmentation, so their state must resume too
@@ -53,7 +54,9 @@ def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(optimizer, 
     assert (state["epoch"], state["step"]) == (1, 6)
     assert not (tmp_path / "parts" / "final.json").exists()
 
-    parts = run(cfg, folder=tmp_path / "parts")
+    with caplog.at_level(logging.INFO, logger="lesam"):
+        parts = run(cfg, folder=tmp_path / "parts")
+    assert f"resuming {tmp_path / 'parts'} at step 6, 2 of 4 steps into epoch 2" in caplog.messages
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "parts")
     for key in a:
         assert torch.equal(a[key], b[key]), key

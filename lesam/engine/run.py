@@ -71,7 +71,7 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     with _logging_to(folder.log):
         if checkpoint is not None:
             folder.keep_metrics_through(trainer.epoch)
-            log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
+            log.info("resuming %s %s", folder.path, _position(trainer))
         logger = make_logger(cfg, folder.path)
         while not trainer.done:
             record = _epoch_or_stop(cfg, trainer, folder, seconds)
@@ -142,6 +142,14 @@ def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
     record["delta"] = cfg.optimizer.delta * factor if "delta" in cfg.optimizer else None
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def _position(trainer: Trainer) -> str:
+    """Where a resumed run goes on: after a whole epoch, or partway through one."""
+    into = trainer.step - trainer.epoch * trainer.steps_per_epoch
+    if into:
+        return f"at step {trainer.step}, {into} of {trainer.steps_per_epoch} steps into epoch {trainer.epoch + 1}"
+    return f"after epoch {trainer.epoch} (step {trainer.step})"
 
 
 def _summary(record: dict) -> str:
