@@ -1,4 +1,4 @@
-"""A multirun's jobs: every config checked before the first trains, and a failed job no stop for the rest.
+"""A multirun's jobs: every config is checked before the first trains, and a failed job does not stop the rest.
 
 `CheckJobs` is a Hydra callback (configs/config.yaml, hydra.callbacks): when a multirun starts, it
 composes each job's config as the launcher will and checks it; any bad job stops the sweep before
@@ -14,6 +14,7 @@ import shutil
 import traceback
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -42,8 +43,6 @@ class SweepRefused(BaseException):
 
 def job_overrides(config: DictConfig) -> list[list[str]]:
     """Every job's overrides, in the launcher's order (the basic sweeper's expansion of params and sweeps)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     overrides = parser.parse_overrides([*params, *config.hydra.overrides.task])

@@ -1,7 +1,8 @@
 """Checks of a composed config, run before anything is built or written.
 
-Two parts: the schema (every key of a group node, e.g. `trainer.epochs`, must be defined by a
-file of that group under configs/, with a value of the same type), then the ranges below.
+Three parts: no key deleted on the command line (`~key`), the schema (every key of a group node,
+e.g. `trainer.epochs`, must be defined by a file of that group under configs/, with a value of the
+same type), then the ranges below.
 Hydra itself rejects an unknown key on the command line; the schema also catches one added with
 `+key=...` or misspelt in an experiment preset, which Hydra would merge without a word.
 """
