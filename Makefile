@@ -11,6 +11,7 @@ TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "GPU-hours: the paper's Table 6 times (one RTX 5090). See a table's commands first: make tableN DRY=1"
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,15 +39,15 @@ demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test ac
 bench: $(STAMP)  ## time SGD, SAM, LE-SAM per epoch over models, loaders, compile (ARGS="--models resnet18 ...")
 	$(PY) scripts/bench.py $(ARGS)
 
-table1:  ## Table 1: CIFAR-10/100 x ResNet-18, WRN-28-10, PyramidNet-110 x 7 methods x 3 seeds (126 runs)
-table2:  ## Table 2: ImageNet x ResNet-50, ResNet-101 x 7 methods x 3 seeds (42 runs)
-table3:  ## Table 3: ViT-B/16 fine-tuned on CIFAR-10/100 x SGD, SAM, LE-SAM x 3 seeds (18 runs)
-table4:  ## Table 4: LE-SAM+ on CIFAR-100 x 3 backbones x SAM, LE-SAM, LE-SAM+ x 3 seeds (27 runs)
+table1:  ## Table 1: CIFAR-10/100 x ResNet-18, WRN-28-10, PyramidNet-110 x 7 methods x 3 seeds (126 runs, about 430 GPU-hours)
+table2:  ## Table 2: ImageNet x ResNet-50, ResNet-101 x 7 methods x 3 seeds (42 runs, GPU-hours not estimated)
+table3:  ## Table 3: ViT-B/16 fine-tuned on CIFAR-10/100 x SGD, SAM, LE-SAM x 3 seeds (18 runs, GPU-hours not estimated)
+table4:  ## Table 4: LE-SAM+ on CIFAR-100 x 3 backbones x SAM, LE-SAM, LE-SAM+ x 3 seeds (27 runs, about 100 GPU-hours)
 table_lesam_plus:  ## the same as table4 (Section 6.1's LE-SAM+ table)
-table5:  ## Table 5: PGD robustness, CIFAR-10/100 x SAM, LE-SAM x 3 seeds (12 runs, each attacked)
-table6:  ## Table 6: time per epoch, from the speed benchmark's JSON (BENCH=file)
-table7:  ## Table 7: CIFAR-100-LT x imbalance 100, 50 x GLMC, +SAM, +LE-SAM x 3 seeds (18 runs)
-table_dg:  ## domain generalisation: PACS, VLCS x 4 source domains x ERM++, SAM, LE-SAM x 3 seeds (72 runs)
+table5:  ## Table 5: PGD robustness, CIFAR-10/100 x SAM, LE-SAM x 3 seeds (12 runs, each attacked; GPU-hours not estimated)
+table6:  ## Table 6: time per epoch, from the speed benchmark's JSON (BENCH=file; no runs)
+table7:  ## Table 7: CIFAR-100-LT x imbalance 100, 50 x GLMC, +SAM, +LE-SAM x 3 seeds (18 runs, GPU-hours not estimated)
+table_dg:  ## domain generalisation: PACS, VLCS x 4 source domains x ERM++, SAM, LE-SAM x 3 seeds (72 runs, GPU-hours not estimated)
 
 $(TABLES): $(STAMP)
 	@$(PY) scripts/table.py $@ $(if $(FROM),--from $(FROM)) $(TABLE_OPTIONS)

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     if args.seeds < 1:
         fail(f"--seeds {args.seeds}: pass 1 or more (the first seeds of each table's runs)")
     fresh(args.root)
-    report = smoke(args.root, seeds=args.seeds)
+    report = smoke(args.root, seeds=args.seeds, say=lambda line: print(line, flush=True))
     print(f"presets: {len(report.presets)} ran 2 steps ({', '.join(report.presets)})")
     for name, paths in report.tables.items():
         print(f"{name}: {', '.join(map(str, paths))}")

@@ -24,7 +24,7 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     parser.add_argument("--dry", action="store_true", help="print one line per run, the command that runs it")
     parser.add_argument("--from", dest="source", type=Path, help="render from the run folders below this folder only")
     parser.add_argument("--gpus", default="", help="comma-separated GPU ids: one run per GPU, each pinned to it")
-    parser.add_argument("--launcher", help="a configs/launcher option for the multiruns, e.g. slurm")
+    parser.add_argument("--launcher", help="a configs/hydra/launcher option for the multiruns, e.g. slurm or slurm_cpu")
     parser.add_argument("--seeds", help="comma-separated seeds instead of the table's (0,1,2)")
     parser.add_argument("--out", type=Path, default=Path("tables"), help="where the .md and .tex go (tables/)")
     parser.add_argument("--bench", type=Path, default=Path("outputs/bench.json"), help="Table 6: benchmark JSON")

@@ -1,5 +1,6 @@
 """Bad input: one line that names the problem and what to do, a non-zero exit, no run folder."""
 
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 
-def train(tmp_path, *overrides):
+def train(tmp_path, *overrides, env=None):
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "train.py", f"output_root={out}", "trainer.progress=false", *overrides],
@@ -16,8 +17,17 @@ def train(tmp_path, *overrides):
         capture_output=True,
         text=True,
         timeout=300,
+        env=None if env is None else os.environ | env,
     )
     return result, out
+
+
+def error_line(result):
+    """The one stderr line of a user mistake (exit 2), or an assertion naming what came instead."""
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -34,15 +44,44 @@ def train(tmp_path, *overrides):
             "trainer.accumulation_steps=8 is more",
         ),
         (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent/cifar"], "dataset.root"),
+        (["experiment=demoo"], "unknown experiment 'demoo'; choose one of: cifar100_lt,"),
+        (["sweep=seed"], "unknown sweep 'seed'; choose one of: alpha,"),
+        (["~optimizer.delta"], "~optimizer.delta: the run needs optimizer.delta; set optimizer.delta=<value>"),
+        (
+            ["dataset=synthetic", "dataset.num_train=32", "trainer.batch_size=33"],
+            "trainer.batch_size=33 is larger than the training set (32 images)",
+        ),
+        (["hydra/launcher=slurmm"], "unknown hydra/launcher 'slurmm'; choose one of: basic, slurm, slurm_cpu"),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, overrides, needle):
     result, out = train(tmp_path, "model=small_cnn", *overrides)
-    lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert needle in lines[0]
+    assert needle in error_line(result)
     assert not out.exists() or not any(out.iterdir()), list(out.rglob("*"))
+
+
+@pytest.mark.parametrize("value,debug", [("0", False), ("1", True), ("Yes", True)])
+def test_only_a_true_hydra_full_error_shows_the_traceback(tmp_path, value, debug):
+    result, _ = train(tmp_path, "optimizer=lesma", env={"HYDRA_FULL_ERROR": value})
+    if debug:
+        assert result.returncode != 0 and "Traceback (most recent call last)" in result.stderr, result.stderr
+    else:
+        assert "unknown optimizer 'lesma'" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    "script,shown,hidden",
+    [
+        ("train.py", ("experiment ", "optimizer ", "sweep ", "hydra/launcher "), ("recipe", "analysis", "trainer:")),
+        ("analyze.py", ("analysis  accuracy, hessian, landscape, lpf, pgd",), ("optimizer", "recipe", "trainer")),
+    ],
+)
+def test_help_starts_with_usage_and_shows_the_groups_to_choose_from(script, shown, hidden):
+    result = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python {script} "), result.stdout
+    assert all(f"  {group}" in result.stdout for group in shown), result.stdout
+    assert not any(word in result.stdout for word in hidden), result.stdout
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -99,12 +99,13 @@ def test_failed_multiruns_are_reported():
 
 
 def test_unknown_launcher_is_one_clear_error():
-    with pytest.raises(UserError, match="configs/launcher/nowhere.yaml"):
+    with pytest.raises(UserError, match="unknown launcher 'nowhere'; choose one of: .*slurm, slurm_cpu"):
         launch.sequential(runs(table("table4")), launcher="nowhere", runner=FakeRunner())
 
 
 def test_slurm_launcher_composes():
     override = launch.launcher_override("slurm")
+    assert override == "hydra/launcher=slurm"
     runner = FakeRunner()
     launch.sequential(runs(table("table4"), seeds=(0,)), launcher="slurm", runner=runner)
     assert all(argv[-1] == override for _, argv, *_ in runner.calls)

@@ -1,5 +1,6 @@
 """A stop signal writes last.pt at the next step boundary; the run started again ends as if never stopped."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -42,7 +43,7 @@ def without_timing(rows: list[dict]) -> list[dict]:
     [("sgd", "torch", 1), ("lesam", "torch", 1), ("lesam", "gpu", 1), ("lesam", "torch", 2)],
 )
 def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(
-    optimizer, loader, accumulation, tmp_path, monkeypatch
+    optimizer, loader, accumulation, tmp_path, monkeypatch, caplog
 ):
     tiny = [*TINY["small_cnn"], f"optimizer={optimizer}", f"trainer.loader={loader}", "dataset.augment=basic"]
     tiny.append(f"trainer.accumulation_steps={accumulation}")
@@ -61,7 +62,9 @@ def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(
     assert (state["epoch"], state["step"]) == (1, 6)
     assert not (tmp_path / "parts" / "final.json").exists()
 
-    parts = run(cfg, folder=tmp_path / "parts")
+    with caplog.at_level(logging.INFO, logger="lesam"):
+        parts = run(cfg, folder=tmp_path / "parts")
+    assert f"resuming {tmp_path / 'parts'} at step 6, 2 of 4 steps into epoch 2" in caplog.messages
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "parts")
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -18,16 +18,22 @@ def compose_with_hydra(overrides: list[str]):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-@pytest.mark.parametrize("choice", ["hydra/launcher=slurm", "launcher=slurm"])
-def test_slurm_launcher_runs_one_task_per_gpu_and_requeues(choice):
-    launcher = compose_with_hydra([choice, "hydra.launcher.gpus_per_node=4"]).hydra.launcher
+def test_slurm_launcher_runs_one_task_per_gpu_and_requeues():
+    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"]).hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == launcher.gpus_per_node == 4
     assert launcher.additional_parameters.requeue is True
     assert launcher.max_num_timeout > 0 and launcher.signal_delay_s >= 60
 
 
-def test_the_sbatch_script_asks_for_the_signal_the_run_listens_to(tmp_path, monkeypatch):
+SCRIPTS = {  # launcher -> lines its sbatch script must have, and lines it must not
+    "slurm": (("--ntasks-per-node=8", "--gpus-per-node=8", "--requeue", "--signal=USR2@120", "--time=1440"), ()),
+    "slurm_cpu": (("--ntasks-per-node=1", "--cpus-per-task=1", "--partition=debug", "--requeue"), ("--gpus",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_the_sbatch_script_asks_for_the_signal_the_run_listens_to(name, tmp_path, monkeypatch):
     """The plugin's own launch(), up to the point where it would call sbatch."""
     scripts = []
 
@@ -37,11 +43,13 @@ def test_the_sbatch_script_asks_for_the_signal_the_run_listens_to(tmp_path, monk
 
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # as if srun were installed
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", render)
-    cfg = compose_with_hydra(["launcher=slurm", f"output_root={tmp_path}", "hydra.job.name=train"])
+    cfg = compose_with_hydra([f"hydra/launcher={name}", f"output_root={tmp_path}", "hydra.job.name=train"])
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     launcher.launch([["seed=0"]], initial_job_idx=0)
     (script,) = scripts
-    for line in ("--ntasks-per-node=8", "--gpus-per-node=8", "--requeue", "--signal=USR2@120", "--time=1440"):
+    present, absent = SCRIPTS[name]
+    for line in present:
         assert f"#SBATCH {line}\n" in script, script
+    assert not any(f"#SBATCH {line}" in script for line in absent), script
     assert "srun" in script

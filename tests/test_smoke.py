@@ -14,9 +14,12 @@ from lesam.report.tables import TABLES
 
 
 def test_every_preset_runs_two_steps(tmp_path):
-    report = smoke(tmp_path, tables=[])
+    said = []
+    report = smoke(tmp_path, tables=[], say=said.append)
     assert report.failed == {}
     assert sorted(report.presets) == presets() and len(presets()) >= 7
+    assert [line.partition(":")[0] for line in said] == [f"preset {name}" for name in presets()]  # one per run
+    assert all(line.split(": ")[1].startswith("2 steps, ") and line.endswith(" s") for line in said), said
     for folder in report.presets.values():
         final = json.loads((folder / "final.json").read_text())
         assert final["steps"] == 2 and 0 <= final["test_acc"] <= 100
@@ -28,8 +31,11 @@ LONG = {"table_dg", "table2"}  # 24 DomainBed runs, and ImageNet ResNets: minute
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LONG else n for n in sorted(TABLES)])
 def test_table_renders_end_to_end(name, tmp_path):
     assert missing_configs(TABLES[name]) == []
-    report = smoke(tmp_path, tables=[name], preset_names=[])
+    said = []
+    report = smoke(tmp_path, tables=[name], preset_names=[], say=said.append)
     assert report.failed == {} and report.skipped == {}
+    n = len(TABLES[name].run_overrides()) if TABLES[name].seeds else 0
+    assert [line.partition(":")[0] for line in said] == [f"{name} run {i}/{n}" for i in range(1, n + 1)]
     markdown, tex = report.tables[name]
     text = markdown.read_text()
     assert tex.read_text().startswith("%") and r"\end{table}" in tex.read_text()

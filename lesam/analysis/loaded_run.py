@@ -49,5 +49,5 @@ def load_run(checkpoint: Path, device: str = "auto") -> LoadedRun:
     backbone = build_model(cfg.model, data.num_classes, data.channels, data.image_size, pretrained=False)
     model = build_method(cfg, data).wrap(backbone)
     model.load_state_dict(model_state(state))
-    target = resolve_device(device)
+    target = resolve_device(device, key="device")  # analyze.py's key
     return LoadedRun(checkpoint, cfg, model.to(target).eval(), data, target)

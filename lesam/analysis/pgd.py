@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from lesam.analysis.loaded_run import LoadedRun
 from lesam.core.errors import UserError
+from lesam.data.workers import usable_workers
 from lesam.engine.precision import autocast, resolve_precision
 
 NORMS = ("linf", "l2")
@@ -95,11 +96,13 @@ def pgd(cfg: DictConfig, run: LoadedRun) -> dict:
     attacks = {name: attack_settings(name, a) for name, a in cfg.attacks.items()}
     model = Normalized(run.model, data.mean, data.std).to(run.device).eval()
     model.requires_grad_(False)
-    amp = autocast(resolve_precision(cfg.precision, run.device), run.device)
+    amp = autocast(resolve_precision(cfg.precision, run.device, key="analysis.precision"), run.device)
     torch.manual_seed(cfg.seed)
     names = ["clean", *attacks]
     totals = torch.zeros(len(names), 2, dtype=torch.float64)  # summed loss, correct predictions
-    for inputs, labels in DataLoader(data.test, batch_size=cfg.batch_size, num_workers=cfg.workers):
+    for inputs, labels in DataLoader(
+        data.test, batch_size=cfg.batch_size, num_workers=usable_workers(cfg.workers, "analysis.workers")
+    ):
         labels = labels.to(run.device)
         x = (inputs.to(run.device) * model.std + model.mean).clamp(0, 1)
         for index, name in enumerate(names):

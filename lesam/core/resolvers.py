@@ -1,5 +1,5 @@
 """The resolvers configs use: `${run_id:}` names a run's folder, `${by_imbalance_factor:{...}}` picks a
-recipe's value for the run's imbalance factor."""
+recipe's value for the run's imbalance factor, `${choices:<group>}` lists a group's options in --help."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, Node, OmegaConf
 
 from lesam.core.errors import UserError
+from lesam.core.paths import CONFIGS
 from lesam.core.run_id import run_id
 
 
@@ -24,8 +25,18 @@ def by_imbalance_factor(table: dict, *, _root_: DictConfig, _node_: Node) -> Any
     )
 
 
+def group_choices(group: str) -> str:
+    """The options of a config group, for `--help`: the names of configs/<group>/*.yaml."""
+    return ", ".join(sorted(path.stem for path in (CONFIGS / group).glob("*.yaml")))
+
+
 def register_resolvers() -> None:
     """Make the resolvers available to Hydra's composition (train.py, analyze.py and the planner call this)."""
-    for name, resolver in (("run_id", lambda *, _root_: run_id(_root_)), ("by_imbalance_factor", by_imbalance_factor)):
+    resolvers = {
+        "run_id": lambda *, _root_: run_id(_root_),
+        "by_imbalance_factor": by_imbalance_factor,
+        "choices": group_choices,  # the --help templates'
+    }
+    for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

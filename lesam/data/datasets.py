@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,19 +120,56 @@ def build_data(cfg: DictConfig) -> DataSplits:
     return DATASETS[cfg.name](cfg)
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where torchvision reads a data set under dataset.root, which files, and where they come from."""
+
+    folder: str
+    files: str
+    url: str
+    alternative: str = ""  # another way to get it, with its leading '; '; {package_root} is filled in
+
+
+SOURCES = {
+    "cifar10": Source(
+        "cifar-10-batches-py",
+        "data_batch_1 to data_batch_5, test_batch and batches.meta",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    ),
+    "cifar100": Source(
+        "cifar-100-python", "train, test and meta", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+    ),
+    "fashion_mnist": Source(
+        "FashionMNIST/raw",
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "; or install the Debian package dataset-fashion-mnist, read from dataset.package_root={package_root}",
+    ),
+}
+
+
 @contextmanager
 def torchvision_errors(cfg: DictConfig) -> Iterator[None]:
-    """Turn torchvision's 'not found' and failed downloads into one line that says what to do."""
+    """Turn torchvision's 'not found' and failed downloads into one line that says what to get and where
+    it goes; a folder the failed attempt created is removed again."""
+    root = Path(cfg.root).resolve()
+    new = [folder for folder in (root, *root.parents) if not folder.exists()]
+    name = "cifar100" if cfg.name == "cifar100_lt" else cfg.name
+    source = SOURCES[name]
+    where = f"set dataset.root to the folder that holds {source.folder}/"
+    alternative = source.alternative.format(package_root=cfg.get("package_root"))
     try:
         yield
     except (RuntimeError, OSError) as error:
-        root = Path(cfg.root).resolve()
+        if new:
+            shutil.rmtree(new[-1], ignore_errors=True)
         if cfg.download:
+            reason = str(error).strip().splitlines()[-1].strip()
             raise UserError(
-                f"could not download {cfg.name} into '{root}' ({error}); "
-                "put the files there by hand or set dataset.root to where they are"
+                f"could not download {name} from {source.url} ({reason}); put {source.files} into "
+                f"'{root / source.folder}' by hand, or {where}{alternative}"
             ) from error
         raise UserError(
-            f"{cfg.name} not found under '{root}'; set dataset.root to the folder that holds it "
-            "or dataset.download=true"
+            f"{name} not found: '{root / source.folder}' must hold {source.files}; {where}, "
+            f"or set dataset.download=true to fetch {source.url}{alternative}"
         ) from error

@@ -46,8 +46,9 @@ def domain_splits(cfg: DictConfig) -> DataSplits:
     root = Path(cfg.root)
     train_transform, test_transform = domain_transforms(cfg.image_size, cfg.augment)
     layout = "<domain>/<class>/<image> (DomainBed's layout)"
-    train = image_folder(root / source, train_transform, cfg.name, layout)
-    targets = {d: image_folder(root / d, test_transform, cfg.name, layout) for d in domains if d != source}
+    how = f"DomainBed's `python -m domainbed.scripts.download --data_dir <dir>` writes <dir>/{cfg.name.upper()}"
+    train = image_folder(root / source, train_transform, cfg.name, layout, how)
+    targets = {d: image_folder(root / d, test_transform, cfg.name, layout, how) for d in domains if d != source}
     for domain, data in targets.items():
         if data.classes != train.classes:
             raise UserError(f"{cfg.name}: the class folders of domain '{domain}' differ from those of '{source}'")

@@ -16,14 +16,17 @@ from lesam.data.datasets import DataSplits
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 LAYOUT = "train/<class>/<image> and val/<class>/<image>"
+SOURCE = "get ImageNet-1K (ILSVRC2012) from image-net.org and sort its val images into class folders"
 
 
-def image_folder(path: Path, transform, what: str, layout: str) -> Dataset:
-    """torchvision's ImageFolder over `path`, or one line saying which folder is missing or empty."""
+def image_folder(path: Path, transform, what: str, layout: str, source: str) -> Dataset:
+    """torchvision's ImageFolder over `path`, or one line saying which folder is missing or empty and what to get."""
     from torchvision.datasets import ImageFolder
 
     if not path.is_dir():
-        raise UserError(f"{what}: no folder '{path.resolve()}'; set dataset.root to the folder that holds {layout}")
+        raise UserError(
+            f"{what}: no folder '{path.resolve()}'; set dataset.root to the folder that holds {layout}; {source}"
+        )
     try:
         return ImageFolder(str(path), transform=transform)
     except (FileNotFoundError, OSError) as error:
@@ -49,8 +52,8 @@ def imagenet(cfg: DictConfig) -> DataSplits:
     """The train and val class folders under `cfg.root`; the classes are the train folder's subfolders."""
     root = Path(cfg.root)
     train_transform, test_transform = imagenet_transforms(cfg.image_size, cfg.resize_size, cfg.augment)
-    train = image_folder(root / "train", train_transform, "imagenet", LAYOUT)
-    test = image_folder(root / "val", test_transform, "imagenet", LAYOUT)
+    train = image_folder(root / "train", train_transform, "imagenet", LAYOUT, SOURCE)
+    test = image_folder(root / "val", test_transform, "imagenet", LAYOUT, SOURCE)
     if train.classes != test.classes:
         raise UserError(f"imagenet: the class folders of '{root / 'train'}' and '{root / 'val'}' differ")
     return DataSplits(train, test, len(train.classes), 3, cfg.image_size, *IMAGENET_STATS)

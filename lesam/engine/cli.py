@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -16,16 +17,20 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from lesam.core.errors import UserError
 from lesam.core.resolvers import register_resolvers
-from lesam.engine import distributed
+from lesam.engine import distributed, sweep
 from lesam.engine.preemption import Interrupted
 
 EXIT_USER_ERROR = 2
+EXIT_JOBS_FAILED = 1  # a multirun in which some jobs failed
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # as a shell reports a process ended by Ctrl-C
 T = TypeVar("T")
 
 
-def explain(error: BaseException) -> str | None:
-    """One line for a user mistake, or None when the error is a bug that needs its traceback."""
+def explain(error: BaseException, command: str = "train.py") -> str | None:
+    """One line for a user mistake, or None when the error is a bug that needs its traceback.
+
+    `command` is the script whose `--cfg job` lists the keys (train.py or analyze.py).
+    """
     user_error = _user_error_within(error)
     if user_error is not None:
         return str(user_error)
@@ -33,12 +38,11 @@ def explain(error: BaseException) -> str | None:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
         return f"unknown {group} '{choice}'; choose one of: {', '.join(sorted(error.options))}"
     if isinstance(error.__cause__, ConfigAttributeError | ConfigKeyError) and error.__cause__.full_key:
-        return (
-            f"unknown key '{error.__cause__.full_key}'; check its spelling (`python train.py --cfg job` lists the keys)"
-        )
+        key = error.__cause__.full_key
+        return f"unknown key '{key}'; check its spelling (`python {command} --cfg job` lists the keys)"
     if isinstance(error, ConfigCompositionException | OverrideParseException | OmegaConfBaseException):
         first = str(error).strip().splitlines()[0]
-        return f"{first}; check the override against `python train.py --cfg job`"
+        return f"{first}; check the override against `python {command} --cfg job`"
     if isinstance(error, OSError) and _raised_by_hydra(error):  # hydra creating the run folder
         return (
             f"cannot create the run folder '{error.filename}' ({error.strerror}); set output_root=<a writable folder>"
@@ -61,26 +65,31 @@ def _raised_by_hydra(error: BaseException) -> bool:
     return bool(outside) and f"{os.sep}hydra{os.sep}" in outside[-1]
 
 
-def fail(message: str) -> None:
-    """Print 'error: <message>' as one line and exit with status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+def fail(message: str, status: int = EXIT_USER_ERROR) -> None:
+    """Print each line of `message` as 'error: <line>' and exit with `status` (2: a user mistake)."""
+    for line in message.splitlines():
+        print(f"error: {line}", file=sys.stderr)
+    sys.exit(status)
+
+
+def task_error(error: Exception) -> str | None:
+    """The one line for a user mistake raised inside a task; None for a bug."""
+    if isinstance(error, MissingMandatoryValue):
+        return f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line"
+    return str(error) if isinstance(error, UserError) else None
 
 
 def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     """Wrap a Hydra task so that a UserError it raises ends the process with one line.
 
-    Inside the task, Hydra would add its own report of the failed job; exiting here avoids it.
+    Inside the task, Hydra would add its own report of the failed job; exiting here avoids it. In a
+    multirun, a failed job is reported and recorded instead, and the launcher goes on with the next.
     """
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
-        except MissingMandatoryValue as error:
-            fail(f"no value for '{error.full_key}'; pass {error.full_key}=... on the command line")
-        except UserError as error:
-            fail(str(error))
         except Interrupted as stop:  # last.pt is written: a clean stop, not a failure of the code
             if distributed.is_main():
                 print(str(stop), file=sys.stderr)
@@ -89,19 +98,38 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             if distributed.is_main():
                 print("aborted by Ctrl-C; the run folder keeps the last checkpoint written", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
+        except Exception as error:
+            message = task_error(error)
+            if sweep.in_multirun():
+                sweep.job_failed(error, message)  # recorded: the launcher goes on with the next job
+                return None
+            if message is None:
+                raise
+            fail(message)
 
     return wrapped
+
+
+def full_error_asked() -> bool:
+    """Whether HYDRA_FULL_ERROR asks for full tracebacks: a true value (1, true, yes), not its mere presence."""
+    return os.environ.get("HYDRA_FULL_ERROR", "").strip().lower() in ("1", "true", "yes")
 
 
 def launch(main: Callable[[], None]) -> None:
     """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
     register_resolvers()
-    debug = "HYDRA_FULL_ERROR" in os.environ
+    debug = full_error_asked()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:
         main()
+    except sweep.SweepRefused as refused:
+        fail(str(refused))
+    except sweep.JobFailed as error:  # a job of a launcher's process, handed back once every job has run
+        fail(str(error), EXIT_JOBS_FAILED)
     except Exception as error:  # noqa: BLE001 - anything not a user mistake is re-raised
-        message = None if debug else explain(error)
+        message = None if debug else explain(error, Path(sys.argv[0]).name)
         if message is None:
             raise
         fail(message)
+    if sweep.FAILED:
+        fail("\n".join(sweep.FAILED), EXIT_JOBS_FAILED)

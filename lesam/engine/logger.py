@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.engine import distributed
+
+log = logging.getLogger("lesam")
 
 
 class NoLogger:
@@ -20,7 +23,11 @@ class NoLogger:
 
 
 class WandbLogger(NoLogger):
-    """Weights & Biases; mode `offline` needs no account and writes under the run folder."""
+    """Weights & Biases; mode `offline` needs no account and writes under the run folder.
+
+    wandb's own messages are silenced (a banner, then a summary of every metric at the end): the
+    run's address is logged once instead, and wandb's warnings and errors still show.
+    """
 
     def __init__(self, cfg: DictConfig, folder: Path, name: str) -> None:
         import wandb
@@ -34,7 +41,12 @@ class WandbLogger(NoLogger):
             id=name,
             resume="allow",
             config=OmegaConf.to_container(cfg, resolve=True),
+            settings=wandb.Settings(silent=True, console="off"),
         )
+        if cfg.logger.mode == "online":
+            log.info("wandb: %s", self.run.url)
+        elif cfg.logger.mode == "offline":  # the run's files wait in the run folder for an upload
+            log.info("wandb: offline; upload with `wandb sync %s`", Path(self.run.dir).parent)
 
     def log(self, record: dict, step: int) -> None:
         """Send one epoch's record."""

@@ -12,21 +12,21 @@ from lesam.core.errors import UserError
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` is cuda when a GPU is visible, else cpu."""
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """`auto` is cuda when a GPU is visible, else cpu; `key` is the config key named in an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("trainer.device=cuda but no CUDA device is visible; use trainer.device=auto or cpu")
+        raise UserError(f"{key}=cuda but no CUDA device is visible; use {key}=auto or cpu")
     return torch.device(name)
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """`auto` is bf16 on cuda and fp32 on cpu; fp16 needs cuda."""
+def resolve_precision(name: str, device: torch.device, key: str = "trainer.precision") -> str:
+    """`auto` is bf16 on cuda and fp32 on cpu; fp16 needs cuda; `key` is the config key named in an error."""
     if name == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     if name == "fp16" and device.type != "cuda":
-        raise UserError("trainer.precision=fp16 needs a CUDA device; use fp32 or bf16 on the cpu")
+        raise UserError(f"{key}=fp16 needs a CUDA device; use fp32 or bf16 on the cpu")
     return name
 
 

@@ -83,7 +83,8 @@ def _finished(folder: RunFolder) -> dict:
 def _train(cfg: DictConfig, folder: RunFolder) -> dict:
     """Take the folder, start from its checkpoint if it has one, and train to the end."""
     with folder.removed_on_failure():
-        validate(cfg)
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        validate(cfg, overrides)
         folder.check_writable()
         folder.lock()
         if folder.is_finished():  # by the process that held the folder until a moment ago
@@ -93,11 +94,10 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
         checkpoint = folder.load_checkpoint()
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
         folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         if checkpoint is not None:
-            log.info("resuming %s after epoch %d", folder.path, trainer.epoch)
+            log.info("resuming %s %s", folder.path, _position(trainer))
         logger = make_logger(cfg, folder.path)
         while not trainer.done:
             record = _epoch_or_stop(cfg, trainer, folder, seconds)
@@ -168,6 +168,14 @@ def _epoch(cfg: DictConfig, trainer: Trainer) -> dict:
     record["delta"] = cfg.optimizer.delta * factor if "delta" in cfg.optimizer else None
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def _position(trainer: Trainer) -> str:
+    """Where a resumed run goes on: after a whole epoch, or partway through one."""
+    into = trainer.step - trainer.epoch * trainer.steps_per_epoch
+    if into:
+        return f"at step {trainer.step}, {into} of {trainer.steps_per_epoch} steps into epoch {trainer.epoch + 1}"
+    return f"after epoch {trainer.epoch} (step {trainer.step})"
 
 
 def _summary(record: dict) -> str:

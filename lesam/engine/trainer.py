@@ -15,10 +15,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lesam.core.errors import UserError
 from lesam.data import build_data
 from lesam.data.fixed_batches import Batches, fixed_batches, unaugmented_split
 from lesam.data.gpu_loader import GpuLoader
 from lesam.data.sampling import BatchSeeded, EpochSampler, mixed_seed
+from lesam.data.workers import usable_workers
 from lesam.engine import distributed
 from lesam.engine.cuda_graph import CapturedStep
 from lesam.engine.epoch_stats import EpochStats
@@ -78,7 +80,13 @@ class Trainer:
         if self.precision == "fp16":
             self.optimizer.loss_scaler = LossScaler(self.device)
         self.generator = torch.Generator()
+        self.workers = usable_workers(t.workers, "trainer.workers")
         train_set = self.method.train_set(data.train)
+        if t.batch_size > len(train_set):
+            raise UserError(
+                f"trainer.batch_size={t.batch_size} is larger than the training set ({len(train_set)} images); "
+                "lower trainer.batch_size"
+            )
         if use_gpu_loader(cfg, self.device, data, train_set):
             self.train_loader, self.test_loader = gpu_loaders(cfg, self.device, data, cfg.seed)
         else:
@@ -100,7 +108,7 @@ class Trainer:
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         """Training: this process's share of each global batch, in the epoch's order; testing: its shard."""
-        workers = self.cfg.trainer.workers
+        workers = self.workers
         if shuffle:
             batch_size = distributed.local_batch(batch_size, "trainer.batch_size")
             sampler = EpochSampler(

@@ -1,7 +1,8 @@
 """Checks of a composed config, run before anything is built or written.
 
-Two parts: the schema (every key of a group node, e.g. `trainer.epochs`, must be defined by a
-file of that group under configs/, with a value of the same type), then the ranges below.
+Three parts: no key deleted on the command line (`~key`), the schema (every key of a group node,
+e.g. `trainer.epochs`, must be defined by a file of that group under configs/, with a value of the
+same type), then the ranges below.
 Hydra itself rejects an unknown key on the command line; the schema also catches one added with
 `+key=...` or misspelt in an experiment preset, which Hydra would merge without a word.
 """
@@ -9,7 +10,7 @@ Hydra itself rejects an unknown key on the command line; the schema also catches
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,12 +23,14 @@ _MISSING = object()
 KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
 
 
-def _choice(*options: str) -> tuple[Callable[[Any], bool], str]:
+def choice(*options: str) -> tuple[Callable[[Any], bool], str]:
+    """A rule: the value must be one of `options`."""
     return (lambda v: v in options), f"must be one of {', '.join(options)}"
 
 
 # key -> (test, what the value must be, optional hint); keys absent from a config are skipped
-RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool], str, str]] = {
+Rules = dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool], str, str]]
+RULES: Rules = {
     "seed": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
     "optimizer.lr": (lambda v: v > 0, "must be > 0"),
     "optimizer.momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -38,7 +41,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "optimizer.eps": (lambda v: v > 0, "must be > 0"),
     "optimizer.alpha": (lambda v: v >= 0, "must be >= 0", "LE-SAM+ uses 0.5 to 0.6"),
     "optimizer.grad_clip": (lambda v: v is None or v > 0, "must be > 0 or null"),
-    "optimizer.base": _choice("sgd", "adam"),
+    "optimizer.base": choice("sgd", "adam"),
     "trainer.steps": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1 or null"),
     "optimizer.delta_warmup_epochs": (lambda v: v is None or v >= 0, "must be >= 0 or null"),
     "optimizer.anneal_start_epoch": (lambda v: v is None or v >= 0, "must be >= 0 or null"),
@@ -60,17 +63,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
     "trainer.eval_every": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.workers": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    "trainer.device": _choice("auto", "cpu", "cuda"),
-    "trainer.loader": _choice("auto", "torch", "gpu"),
+    "trainer.device": choice("auto", "cpu", "cuda"),
+    "trainer.loader": choice("auto", "torch", "gpu"),
     "trainer.cuda_graph": (lambda v: isinstance(v, bool), "must be true or false"),
     "trainer.compile": (
         lambda v: v is None or isinstance(v, bool) or v in COMPILE_MODES,
         "must be null, true, false or a mode",
     ),
-    "trainer.precision": _choice("auto", "bf16", "fp16", "fp32"),
-    "trainer.bn_second_pass": _choice("update", "freeze"),
+    "trainer.precision": choice("auto", "bf16", "fp16", "fp32"),
+    "trainer.bn_second_pass": choice("update", "freeze"),
     "trainer.nonfinite_window": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1"),
-    "optimizer.perturb_sync": _choice("global", "local"),
+    "optimizer.perturb_sync": choice("global", "local"),
     "trainer.rho_every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = none)"),
     "trainer.lpf.every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = off)"),
     "trainer.lpf.sigma": (lambda v: v >= 0, "must be >= 0"),
@@ -82,10 +85,26 @@ RULES: dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool]
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise a UserError naming the first key that is unknown, of the wrong type, or out of range."""
+def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
+    """Raise a UserError naming the first key of a run's config that is deleted, unknown, of the wrong type, or
+    out of range; `overrides` are the command line's."""
+    check_kept(overrides)
     check_schema(cfg)
-    for key, (test, requirement, *hint) in RULES.items():
+    check_ranges(cfg, RULES)
+
+
+def check_kept(overrides: Sequence[str]) -> None:
+    """Refuse `~key`: the run reads every key its config files define, so a deleted one would leave the
+    run on a default no config states (or fail later); null is how a file marks a key as off."""
+    for override in overrides:
+        key = override[1:].partition("=")[0]
+        if override.startswith("~") and not key.startswith("hydra."):
+            raise UserError(f"~{key}: the run needs {key}; set {key}=<value> instead of deleting it")
+
+
+def check_ranges(cfg: DictConfig, rules: Rules) -> None:
+    """Raise a UserError naming the first key whose value breaks its rule."""
+    for key, (test, requirement, *hint) in rules.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
             continue

@@ -13,8 +13,6 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from lesam.core.errors import UserError
 from lesam.core.paths import CONFIGS, PROJECT
 from lesam.report.plan import Composer, Run, analyze_argv, multiruns, train_argv
@@ -30,12 +28,12 @@ def subprocess_runner(argv: list[str], env: dict[str, str]) -> int:
 
 
 def launcher_override(name: str) -> str:
-    """The override that selects configs/launcher/<name>.yaml for a multirun."""
-    if not (CONFIGS / "launcher" / f"{name}.yaml").is_file():
-        raise UserError(f"no launcher '{name}': configs/launcher/{name}.yaml does not exist")
-    defaults = OmegaConf.to_container(OmegaConf.load(CONFIGS / "config.yaml")).get("defaults", [])
-    groups = {key.split()[-1].split("@")[0] for entry in defaults if isinstance(entry, dict) for key in entry}
-    return f"launcher={name}" if "launcher" in groups else f"+launcher={name}"  # '+' adds a group not listed
+    """The override that sends a multirun's jobs through configs/hydra/launcher/<name>.yaml."""
+    folder = CONFIGS / "hydra" / "launcher"
+    if not (folder / f"{name}.yaml").is_file():
+        choices = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise UserError(f"unknown launcher '{name}'; choose one of: {choices} (configs/hydra/launcher)")
+    return f"hydra/launcher={name}"
 
 
 def pending_analyses(run: Run, folder: Path, analyses: Sequence[Analysis]) -> list[Analysis]:

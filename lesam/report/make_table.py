@@ -12,6 +12,7 @@ from lesam.core.files import write_text
 from lesam.report import launch
 from lesam.report.aggregate import TableResult, collect
 from lesam.report.bench import bench_status, read_bench
+from lesam.report.cost import cost_note
 from lesam.report.plan import FINISHED, Composer, Run, RunState, command_line, composer, locate, missing_configs, runs
 from lesam.report.render import latex, markdown
 from lesam.report.spec import Table
@@ -25,7 +26,7 @@ class Options:
     dry: bool = False
     source: Path | None = None  # FROM: render from the run folders below this folder, launch nothing
     gpus: tuple[str, ...] = ()  # one run per GPU, each pinned to its device
-    launcher: str | None = None  # a configs/launcher option for the multiruns (e.g. slurm)
+    launcher: str | None = None  # a configs/hydra/launcher option for the multiruns (e.g. slurm)
     seeds: tuple[int, ...] | None = None  # instead of the table's seeds
     extra: tuple[str, ...] = ()  # overrides added to every run
     out: Path = Path("tables")
@@ -52,14 +53,11 @@ def check_configs(t: Table, extra: Sequence[str]) -> None:
 def dry_run(t: Table, options: Options) -> None:
     """Print one line per run, the full command that runs it (and its analyses)."""
     planned = runs(t, options.seeds, lambda _: options.extra)
-    if t.analyses:
-        with composer() as c:
-            lines = [command_line(r, t.analyses, c.folder(r.args)) for r in planned]
-    else:
-        lines = [command_line(r) for r in planned]
-    for line in lines:
-        print(line)
-    print(f"{t.name}: {len(planned)} runs (dry run: nothing launched)", file=sys.stderr)
+    with composer() as c:
+        for r in planned:
+            print(command_line(r, t.analyses, c.folder(r.args) if t.analyses else None))
+        cost = f", {cost_note(planned, c)}" if planned else ""
+    print(f"{t.name}: {len(planned)} runs{cost} (dry run: nothing launched)", file=sys.stderr)
 
 
 def launch_runs(t: Table, planned: list[Run], c: Composer, options: Options) -> list[str]:

@@ -1,13 +1,14 @@
 """`make smoke`: every experiment preset for 2 steps at tiny size, then every table rendered end to end.
 
 Runs go in-process on the CPU, on synthetic data, with the models shrunk. A preset is made tiny by
-SMOKE (configs/debug/smoke.yaml, the tests' settings too, and two steps on 8x8 images) plus its
-model's entry in TINY_MODELS; a new model needs one line there.
+SMOKE (configs/debug/smoke.yaml, the tests' settings too, and two steps on 8x8 images), plus its
+model's entry in TINY_MODELS and, for a preset that needs more, its entry in PRESETS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from lesam.core.paths import CONFIGS
 from lesam.engine.run import run as train
 from lesam.report.launch import pending_analyses
 from lesam.report.make_table import check_configs, collect_table, write_table
-from lesam.report.plan import Composer, composer, locate, runs
+from lesam.report.plan import Composer, Run, composer, locate, runs
+from lesam.report.spec import Analysis
 from lesam.report.tables import TABLES
 
 SMOKE = ("debug=smoke", "trainer.max_steps=2", "dataset.image_size=8")
@@ -45,7 +47,12 @@ TINY_MODELS: dict[str, tuple[str, ...]] = {
         "model.mlp_dim=32",
     ),
 }
+PRESETS: dict[str, tuple[str, ...]] = {  # preset -> the overrides it needs besides SMOKE
+    # a long tail thins 64 images to about 15, fewer than one batch; 128 keep a batch's worth
+    "cifar100_lt": ("dataset.num_train=128",),
+}
 ANALYSIS = ("device=cpu",)
+Progress = Callable[[str], None]  # told one line as each run ends
 
 
 def presets() -> list[str]:
@@ -53,8 +60,13 @@ def presets() -> list[str]:
     return sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 
 
+def preset_of(overrides: Sequence[str]) -> str | None:
+    """The experiment preset an override list chooses, if any."""
+    return next((o.partition("=")[2] for o in overrides if o.startswith("experiment=")), None)
+
+
 class Shrinker:
-    """The smoke overrides of a run: data, trainer, its model's tiny size, and where it writes."""
+    """The smoke overrides of a run: SMOKE, its preset's needs, its model's tiny size, and where it writes."""
 
     def __init__(self, c: Composer, output_root: Path) -> None:
         self.composer, self.output_root = c, output_root
@@ -68,8 +80,9 @@ class Shrinker:
         return self._models[key]
 
     def __call__(self, overrides: Sequence[str]) -> tuple[str, ...]:
+        preset = PRESETS.get(preset_of(overrides) or "", ())
         tiny = TINY_MODELS.get(self.model(overrides), ())
-        return (*SMOKE, *tiny, f"output_root={self.output_root}")
+        return (*SMOKE, *preset, *tiny, f"output_root={self.output_root}")
 
 
 @contextmanager
@@ -98,7 +111,11 @@ class SmokeReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeReport) -> None:
+def quiet(line: str) -> None:
+    """Say nothing (the default progress)."""
+
+
+def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeReport, say: Progress = quiet) -> None:
     """Two steps of each preset on its own."""
     shrink = Shrinker(c, root / "presets")
     for name in names:
@@ -106,34 +123,50 @@ def smoke_presets(c: Composer, root: Path, names: Sequence[str], report: SmokeRe
         try:
             cfg = c.compose((*overrides, *shrink(overrides)))
             folder = root / "presets" / name
+            start = time.perf_counter()
             train_in_process(cfg, folder)
             report.presets[name] = folder
+            say(f"preset {name}: 2 steps, {time.perf_counter() - start:.1f} s")
         except Exception as error:  # noqa: BLE001 - every preset is tried; each failure is reported with its cause
-            report.failed[name] = f"{type(error).__name__}: {error}"
+            report.failed[name] = f"{type(error).__name__}: {error}; give it smoke overrides in PRESETS ({__name__})"
+            say(f"preset {name}: FAILED")
 
 
-def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport, seeds: int = 1) -> None:
+def smoke_table(c: Composer, root: Path, name: str, report: SmokeReport, seeds: int = 1, say: Progress = quiet) -> None:
     """The first `seeds` seeds of each of the table's runs in-process, its analyses, then the table from those
     folders (two seeds or more give the reproduction columns intervals)."""
     t = TABLES[name]
     planned = runs(t, seeds=t.seeds[:seeds], extra=Shrinker(c, root / "runs"))
-    for run in planned:
-        folder = c.folder(run.args)
-        train_in_process(c.compose(run.args), folder)
-        for analysis in pending_analyses(run, folder, t.analyses):
-            checkpoint = f"checkpoint={folder / 'last.pt'}"
-            run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
+    for number, run in enumerate(planned, 1):
+        start = time.perf_counter()
+        folder = smoke_run(c, run, t.analyses)
+        say(f"{name} run {number}/{len(planned)}: {folder.name}, {time.perf_counter() - start:.1f} s")
     result = collect_table(t, locate(planned, c), t.seeds[:seeds], root / "bench.json")
     report.tables[name] = write_table(result, root / "tables")
 
 
+def smoke_run(c: Composer, run: Run, todo: Sequence[Analysis]) -> Path:
+    """Train one run of a table in-process, then its pending analyses; its folder."""
+    folder = c.folder(run.args)
+    train_in_process(c.compose(run.args), folder)
+    for analysis in pending_analyses(run, folder, todo):
+        checkpoint = f"checkpoint={folder / 'last.pt'}"
+        run_analysis(c.compose((*analysis.overrides, checkpoint, *ANALYSIS), config_name="analyze"))
+    return folder
+
+
 def smoke(
-    root: Path, tables: Sequence[str] | None = None, preset_names: Sequence[str] | None = None, seeds: int = 1
+    root: Path,
+    tables: Sequence[str] | None = None,
+    preset_names: Sequence[str] | None = None,
+    seeds: int = 1,
+    say: Progress = quiet,
 ) -> SmokeReport:
-    """Run the presets and render the tables (all of each by default, the tables' runs with `seeds` seeds)."""
+    """Run the presets and render the tables (all of each by default, the tables' runs with `seeds` seeds)
+    under `root`, saying each run as it ends."""
     report = SmokeReport()
     with composer() as c, one_thread():
-        smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report)
+        smoke_presets(c, Path(root), presets() if preset_names is None else preset_names, report, say)
         for name in TABLES if tables is None else tables:
             try:
                 check_configs(TABLES[name], ())
@@ -141,7 +174,7 @@ def smoke(
                 report.skipped[name] = str(error)
                 continue
             try:
-                smoke_table(c, Path(root), name, report, seeds)
+                smoke_table(c, Path(root), name, report, seeds, say)
             except Exception as error:  # noqa: BLE001 - every table is tried; each failure is reported
                 report.failed[name] = f"{type(error).__name__}: {error}"
     return report

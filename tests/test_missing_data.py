@@ -1,0 +1,79 @@
+"""Data a run needs but cannot find: one line with what to get and where it goes, and no folder left behind.
+Nothing here touches the network: downloads are off, or torchvision's download is made to fail."""
+
+import subprocess
+import sys
+from urllib.error import URLError
+
+import pytest
+import torchvision.datasets.mnist
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_config
+from lesam.core.errors import UserError
+from lesam.data import build_data
+
+
+def test_the_demo_without_its_data_names_the_package_and_the_download(tmp_path):
+    """`make demo` on a machine without the Debian package, and no download."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=demo",
+            f"dataset.package_root={tmp_path / 'no-package'}",
+            f"dataset.root={tmp_path / 'data'}",
+            "dataset.download=false",
+            f"output_root={tmp_path / 'out'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for words in ("dataset-fashion-mnist", f"'{tmp_path / 'data' / 'FashionMNIST' / 'raw'}' must hold", "ubyte"):
+        assert words in lines[0], lines[0]
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["dataset=cifar10", "dataset.download=false"], ("batches-py' must hold data_batch_1", "cifar-10-python.tar")),
+        (["dataset=cifar100_lt", "dataset.download=false"], ("python' must hold train, test and meta", "100-python")),
+        (["dataset=imagenet"], ("train/<class>/<image> and val/<class>/<image>", "image-net.org")),
+        (["dataset=pacs"], ("<domain>/<class>/<image>", "domainbed.scripts.download")),
+    ],
+)
+def test_missing_data_says_what_to_get_and_where(tmp_path, overrides, words):
+    root = tmp_path / "nowhere" / "data"
+    cfg = compose_config([*overrides, f"dataset.root={root}"])
+    with pytest.raises(UserError) as error:
+        build_data(cfg.dataset)
+    assert all(w in str(error.value) for w in words), error.value
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_failed_download_leaves_no_folder(tmp_path, monkeypatch):
+    def offline(url, *args, **kwargs):
+        raise URLError("no network here")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    cfg = OmegaConf.create(
+        {
+            "name": "fashion_mnist",
+            "root": str(tmp_path / "data" / "fm"),
+            "download": True,
+            "package_root": str(tmp_path / "no-package"),
+            "num_classes": 10,
+        }
+    )
+    with pytest.raises(UserError) as error:
+        build_data(cfg)
+    message = str(error.value)
+    assert message.startswith("could not download fashion_mnist from http") and "no network here" in message
+    assert "dataset-fashion-mnist" in message and "\n" not in message
+    assert not (tmp_path / "data").exists()  # torchvision made data/fm/FashionMNIST/raw before it failed
