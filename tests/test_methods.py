@@ -1,5 +1,6 @@
 """GLMC's mixtures and loss, ERM++'s linear probe and weight averaging, on tiny models; both resume exactly."""
 
+import copy
 import math
 
 import pytest
@@ -103,7 +104,7 @@ def test_averaged_copy_averages_the_parameters_and_has_batchnorm_statistics_of_i
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
     method = build_method(compose_config(["method=ermpp", "method.average_start_step=2"]), None)
     method.wrap(model)
-    params, batches = [], []
+    params, expected = [], None
     for step in range(1, 6):
         inputs = torch.randn(8, 3)
         with torch.no_grad():
@@ -111,26 +112,26 @@ def test_averaged_copy_averages_the_parameters_and_has_batchnorm_statistics_of_i
                 p.add_(torch.randn_like(p))
         model.train()(inputs)  # the online network's statistics move with its own passes
         params.append([p.clone() for p in model.parameters()])
-        batches.append(inputs)
+        if expected is None:  # the copy is made after the first step: its statistics start as the network's
+            expected = copy.deepcopy(model[1])
         method.after_step(step, Batch(inputs, torch.zeros(8, dtype=torch.long)))
+        # then every batch goes through the copy itself: its first layer followed, then averaged (from step 2)
+        kept = params[1:] if step >= 2 else params[-1:]
+        first = torch.nn.Linear(3, 4)
+        first.load_state_dict({"weight": mean_of(kept, 0), "bias": mean_of(kept, 1)})
+        with torch.no_grad():
+            expected.train()(first(inputs))
     average = method.eval_model(model)
     for i, p in enumerate(average.parameters()):  # from step 2 on: the mean of steps 2 to 5
-        torch.testing.assert_close(p, torch.stack([snapshot[i] for snapshot in params[1:]]).mean(0))
-    expected = torch.nn.BatchNorm1d(4)  # its statistics: every batch forwarded through the copy itself
-    with torch.no_grad():
-        for step, inputs in enumerate(batches):
-            copy = torch.nn.Sequential(torch.nn.Linear(3, 4), expected).train()
-            copy[0].load_state_dict(dict(zip(("weight", "bias"), average_of(params, 0, 2, step), strict=True)))
-            copy(inputs)
+        torch.testing.assert_close(p, mean_of(params[1:], i))
     torch.testing.assert_close(average[1].running_mean, expected.running_mean)
     torch.testing.assert_close(average[1].running_var, expected.running_var)
     assert not average.training  # tested in eval mode
 
 
-def average_of(params: list, first: int, start_step: int, step: int) -> list[torch.Tensor]:
-    """Tensors first, first + 1 of the copy after `step` (0-based): followed before `start_step`, then averaged."""
-    kept = params[start_step - 1 : step + 1] if step + 1 >= start_step else params[step : step + 1]
-    return [torch.stack([snapshot[i] for snapshot in kept]).mean(0) for i in (first, first + 1)]
+def mean_of(snapshots: list[list[torch.Tensor]], index: int) -> torch.Tensor:
+    """The mean over the snapshots of their tensor `index`."""
+    return torch.stack([snapshot[index] for snapshot in snapshots]).mean(0)
 
 
 def test_linear_probe_trains_the_classifier_alone(tmp_path):

@@ -48,8 +48,9 @@ TINY_MODELS: dict[str, tuple[str, ...]] = {
     ),
 }
 PRESETS: dict[str, tuple[str, ...]] = {  # preset -> the overrides it needs besides SMOKE
-    # a long tail thins 64 images to about 15, fewer than one batch; 128 keep a batch's worth
-    "cifar100_lt": ("dataset.num_train=128",),
+    # a long tail (its recipe's values are per imbalance factor) thins 64 images to about 15, fewer
+    # than one batch; 128 keep a batch's worth
+    "cifar100_lt": ("dataset.imbalance_factor=100", "dataset.num_train=128"),
 }
 ANALYSIS = ("device=cpu",)
 Progress = Callable[[str], None]  # told one line as each run ends
