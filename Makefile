@@ -25,7 +25,7 @@ setup: $(STAMP)  ## create .venv: the pinned requirements.txt, then this package
 test: $(STAMP)  ## run the test suite (CPU, about 10 minutes on two cores)
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)  ## run the long tests too
+test-slow: $(STAMP)  ## run the long tests too (about 7 more minutes: kills at every moment, SLURM, the smokes)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: $(STAMP)  ## check style (ruff)

@@ -20,13 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import torch
+
+from lesam.core.run_folder import RunFolder
+from lesam.engine.guards import StepGuard
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from lesam.core.run_folder import RunFolder  # noqa: E402
-from lesam.engine.guards import StepGuard  # noqa: E402
 
 
 def die() -> None:

@@ -14,17 +14,12 @@ from conftest import ROOT, TINY, compose_config
 from lesam.core.run_id import run_id
 from lesam.engine.run import run
 
-RUN = [  # a few steps of a small MLP: 96 images in global batches of 16, two epochs
-    "dataset=synthetic",
+RUN = [  # a few steps of a small MLP: 96 images in global batches of 16 (debug=smoke's), two epochs
+    "debug=smoke",
     "dataset.num_train=96",
-    "dataset.num_test=32",
     "model=mlp",
     *TINY["mlp"],
     "trainer.epochs=2",  # two epochs: the sampler's per-epoch shuffle is part of what must agree
-    "trainer.batch_size=16",
-    "trainer.workers=0",
-    "trainer.device=cpu",
-    "trainer.progress=false",
 ]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
 

@@ -101,14 +101,12 @@ def test_unwritable_output_folder(tmp_path):
 def test_a_good_run_writes_its_folder(tmp_path):
     result, out = train(
         tmp_path,
-        "dataset=synthetic",
+        "debug=smoke",
         "dataset.num_train=32",
         "dataset.num_test=16",
         "model=mlp",
         "model.hidden=[8]",
         "trainer.epochs=1",
-        "trainer.batch_size=16",
-        "trainer.workers=0",
     )
     assert result.returncode == 0, result.stderr
     (folder,) = [p for p in out.iterdir() if p.is_dir()]

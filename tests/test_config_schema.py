@@ -9,7 +9,7 @@ from conftest import ROOT, compose_config
 from lesam.core.errors import UserError
 from lesam.engine.validate import validate
 
-QUICK = ["model=mlp", "dataset=synthetic", "trainer.device=cpu", "trainer.progress=false"]
+QUICK = ["debug=smoke", "model=mlp"]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from lesam.data.gpu_loader import GpuLoader
 from lesam.engine.trainer import Trainer
 from lesam.optim.schedules import lr_on_device
 
-SMALL = ["dataset=synthetic", "model=small_cnn", *TINY["small_cnn"], "trainer.device=cpu", "trainer.workers=0"]
+SMALL = ["debug=smoke", "model=small_cnn", *TINY["small_cnn"]]
 
 
 @pytest.mark.parametrize(

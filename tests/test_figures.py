@@ -15,18 +15,12 @@ from lesam.engine.run import run
 from lesam.report.figures import dry_listing, ensure_analysis, figure_runs, make_figure
 
 TINY = [  # every run of a figure shrunk to seconds on a CPU: a small CNN (with BatchNorm) on 8x8 images
-    "dataset=synthetic",
-    "dataset.num_train=64",
-    "dataset.num_test=32",
+    "debug=smoke",
+    "dataset=synthetic",  # the figures' runs name their data set: this one replaces it
     "dataset.image_size=8",
     "model=small_cnn",
     "model.width=4",
     "trainer.epochs=2",
-    "trainer.batch_size=16",
-    "trainer.eval_batch_size=32",
-    "trainer.workers=0",
-    "trainer.device=cpu",
-    "trainer.progress=false",
     "trainer.rho_every=1",
     "trainer.lpf.every=1",
     "trainer.lpf.batches=1",

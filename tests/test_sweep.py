@@ -11,15 +11,12 @@ import pytest
 from conftest import ROOT
 
 QUICK = [
-    "dataset=synthetic",
+    "debug=smoke",
     "dataset.num_train=32",
     "dataset.num_test=16",
     "model=mlp",
     "model.hidden=[8]",
     "trainer.epochs=1",
-    "trainer.batch_size=16",
-    "trainer.workers=0",
-    "trainer.progress=false",
 ]
 
 
