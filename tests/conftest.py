@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,20 @@ from lesam.report.smoke import TINY_MODELS
 
 ROOT, CONFIGS = paths.PROJECT, paths.CONFIGS  # subprocesses run train.py from the project folder
 TINY = TINY_MODELS  # model overrides that keep each backbone small enough for a CPU test
+
+
+def run_command(argv: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`argv` run from the project folder, its output captured as text (`env` added to this environment)."""
+    environment = None if env is None else os.environ | env
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one stderr line of a user mistake (exit 2), or an assertion naming what came instead."""
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -1,33 +1,17 @@
 """Bad input: one line that names the problem and what to do, a non-zero exit, no run folder."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, error_line, run_command
 
 
 def train(tmp_path, *overrides, env=None):
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "train.py", f"output_root={out}", "trainer.progress=false", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=None if env is None else os.environ | env,
-    )
+    result = run_command([sys.executable, "train.py", f"output_root={out}", "trainer.progress=false", *overrides], env)
     return result, out
-
-
-def error_line(result):
-    """The one stderr line of a user mistake (exit 2), or an assertion naming what came instead."""
-    lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,10 @@
 """A misspelt key, a value of the wrong type or out of range: one line before any training, no run folder."""
 
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, compose_config
+from conftest import compose_config, error_line, run_command
 from lesam.core.errors import UserError
 from lesam.engine.validate import validate
 
@@ -26,23 +25,9 @@ def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
     presets.mkdir(parents=True)
     (presets / "typo.yaml").write_text("# @package _global_\noptimizer:\n  rho_mx: 0.2\n")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            f"hydra.searchpath=[file://{tmp_path / 'presets'}]",
-            f"output_root={out}",
-            *QUICK,
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 2, result.stderr
-    assert lines == [f"error: {lines[0][7:]}"] and line in lines[0], result.stderr
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'presets'}]"
+    result = run_command([sys.executable, "train.py", searchpath, f"output_root={out}", *QUICK, *overrides])
+    assert line in error_line(result)
     assert not out.exists() or not any(out.iterdir()), list(out.rglob("*"))
 
 

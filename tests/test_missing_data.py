@@ -1,7 +1,6 @@
 """Data a run needs but cannot find: one line with what to get and where it goes, and no folder left behind.
 Nothing here touches the network: downloads are off, or torchvision's download is made to fail."""
 
-import subprocess
 import sys
 from urllib.error import URLError
 
@@ -9,14 +8,14 @@ import pytest
 import torchvision.datasets.mnist
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_config
+from conftest import compose_config, error_line, run_command
 from lesam.core.errors import UserError
 from lesam.data import build_data
 
 
 def test_the_demo_without_its_data_names_the_package_and_the_download(tmp_path):
     """`make demo` on a machine without the Debian package, and no download."""
-    result = subprocess.run(
+    result = run_command(
         [
             sys.executable,
             "train.py",
@@ -25,16 +24,11 @@ def test_the_demo_without_its_data_names_the_package_and_the_download(tmp_path):
             f"dataset.root={tmp_path / 'data'}",
             "dataset.download=false",
             f"output_root={tmp_path / 'out'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ]
     )
-    lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    line = error_line(result)
     for words in ("dataset-fashion-mnist", f"'{tmp_path / 'data' / 'FashionMNIST' / 'raw'}' must hold", "ubyte"):
-        assert words in lines[0], lines[0]
+        assert words in line, line
     assert not (tmp_path / "data").exists()
 
 

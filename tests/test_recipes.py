@@ -4,14 +4,13 @@ baselines' official details (Eigen-SAM's refresh, Momentum-SAM's BatchNorm, GLMC
 import copy
 import json
 import math
-import subprocess
 import sys
 from contextlib import nullcontext
 
 import pytest
 import torch
 
-from conftest import ROOT, TINY, compose_config, smoke_overrides, without_hydra
+from conftest import TINY, compose_config, error_line, run_command, smoke_overrides, without_hydra
 from lesam.core.run_folder import read_lines
 from lesam.data import build_data
 from lesam.engine.run import run
@@ -81,27 +80,18 @@ def test_each_cell_resolves_to_its_sources_values(overrides, expected):
 
 
 def test_an_imbalance_factor_without_recipe_values_is_one_line():
-    result = subprocess.run(
-        [sys.executable, "train.py", "experiment=cifar100_lt", "dataset.imbalance_factor=7", "debug=smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_command(
+        [sys.executable, "train.py", "experiment=cifar100_lt", "dataset.imbalance_factor=7", "debug=smoke"]
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+    assert error_line(result) == (
         "error: method.contrast_weight has recipe values for dataset.imbalance_factor 100, 50, 10, not for 7; "
         "set method.contrast_weight=<value>"
-    ]
+    )
 
 
 def test_recipes_table1_has_a_row_per_cell_and_names_appendix_f_for_weight_decay():
-    result = subprocess.run(
-        ["make", "-s", "recipes", "TABLE=table1", "SOURCES=1", f"PY={sys.executable}", "STAMP=Makefile"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_command(
+        ["make", "-s", "recipes", "TABLE=table1", "SOURCES=1", f"PY={sys.executable}", "STAMP=Makefile"]
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

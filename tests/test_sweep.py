@@ -1,14 +1,13 @@
 """Multiruns: every job's config is checked before the first trains, a job that fails does not stop the
 others, and the SLURM launcher without SLURM is one line."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import run_command
 
 QUICK = [
     "debug=smoke",
@@ -21,14 +20,7 @@ QUICK = [
 
 
 def multirun(out: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "train.py", "-m", f"output_root={out}", *QUICK, *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=None if env is None else os.environ | env,
-    )
+    return run_command([sys.executable, "train.py", "-m", f"output_root={out}", *QUICK, *overrides], env)
 
 
 def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
