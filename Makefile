@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv: the pinned requirements.txt, then this package in place (pip install -e .)
 
-test: $(STAMP)  ## run the test suite (CPU, about 10 minutes on two cores)
+test: $(STAMP)  ## run the test suite (CPU, about 12 minutes on two cores)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)  ## run the long tests too (about 7 more minutes: kills at every moment, SLURM, the smokes)
