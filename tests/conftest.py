@@ -17,6 +17,14 @@ from lesam.report.smoke import TINY_MODELS
 
 ROOT, CONFIGS = paths.PROJECT, paths.CONFIGS  # subprocesses run train.py from the project folder
 TINY = TINY_MODELS  # model overrides that keep each backbone small enough for a CPU test
+QUICK_RUN = [  # one epoch of a tiny MLP on 32 images: a whole train.py run in seconds
+    "debug=smoke",
+    "dataset.num_train=32",
+    "dataset.num_test=16",
+    "model=mlp",
+    "model.hidden=[8]",
+    "trainer.epochs=1",
+]
 
 
 def run_command(argv: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, error_line, run_command
+from conftest import QUICK_RUN, ROOT, error_line, run_command
 
 
 def train(tmp_path, *overrides, env=None):
@@ -83,15 +83,7 @@ def test_unwritable_output_folder(tmp_path):
 
 
 def test_a_good_run_writes_its_folder(tmp_path):
-    result, out = train(
-        tmp_path,
-        "debug=smoke",
-        "dataset.num_train=32",
-        "dataset.num_test=16",
-        "model=mlp",
-        "model.hidden=[8]",
-        "trainer.epochs=1",
-    )
+    result, out = train(tmp_path, *QUICK_RUN)
     assert result.returncode == 0, result.stderr
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
     assert folder.name.startswith("synthetic-mlp-lesam-s0-")

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUICK_RUN as QUICK
 from conftest import run_command
-
-QUICK = [
-    "debug=smoke",
-    "dataset.num_train=32",
-    "dataset.num_test=16",
-    "model=mlp",
-    "model.hidden=[8]",
-    "trainer.epochs=1",
-]
 
 
 def multirun(out: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
