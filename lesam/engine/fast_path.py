@@ -1,7 +1,8 @@
 """The fast path's choices: compiling the model, holding the data on the GPU, capturing the step.
 
 Each option says in one line why it cannot be used when a run asks for it; `trainer.loader=auto`
-takes the GPU loader wherever it computes what the torch loader does.
+takes the GPU loader wherever it computes what the torch loader does, and `trainer.cuda_graph=auto`
+the captured step wherever it can be taken.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from lesam.data.gpu_loader import AUGMENTATIONS, GpuLoader, image_arrays
 from lesam.engine import distributed
 from lesam.methods import Method
 from lesam.optim import SharpnessAware
+
+CUDAGRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # torch.compile's modes that capture graphs themselves
 
 
 def compiled(module: nn.Module, mode: bool | str | None) -> nn.Module:
@@ -67,16 +70,41 @@ def gpu_loaders(cfg: DictConfig, device: torch.device, data: DataSplits, seed: i
     return train, test
 
 
-def check_capturable(cfg: DictConfig, device: torch.device, method: Method, optimizer: SharpnessAware) -> None:
-    """A UserError if a whole step of this run cannot be captured as one CUDA graph."""
+def capture_obstacle(cfg: DictConfig, device: torch.device, method: Method, optimizer: SharpnessAware) -> str | None:
+    """Why a whole step of this run cannot be captured as one CUDA graph, or None if it can."""
+    compile_mode = cfg.trainer.compile
     reasons = [
         (device.type != "cuda", "it needs trainer.device=cuda"),
         (distributed.world_size() > 1, "it runs in one process"),
         (not method.capturable, f"method={cfg.method.name} adds work around the step; it needs method=erm"),
-        (not optimizer.capturable, f"optimizer={cfg.optimizer.name} keeps per-step state on the host"),
         (not all(g.get("fused") for g in optimizer.param_groups), "the base optimizer must be fused"),
         (cfg.trainer.accumulation_steps > 1, "it needs trainer.accumulation_steps=1 (one micro-batch)"),
+        (
+            isinstance(compile_mode, str) and compile_mode in CUDAGRAPH_COMPILE_MODES,
+            f"trainer.compile={compile_mode} captures CUDA graphs of its own; use max-autotune-no-cudagraphs or true",
+        ),
     ]
-    for failed, reason in reasons:
-        if failed:
-            raise UserError(f"trainer.cuda_graph=true: {reason}; or set trainer.cuda_graph=false")
+    return next((reason for failed, reason in reasons if failed), None)
+
+
+def check_capturable(cfg: DictConfig, device: torch.device, method: Method, optimizer: SharpnessAware) -> None:
+    """A UserError if a whole step of this run cannot be captured as one CUDA graph."""
+    obstacle = capture_obstacle(cfg, device, method, optimizer)
+    if obstacle is not None:
+        raise UserError(f"trainer.cuda_graph=true: {obstacle}; or set trainer.cuda_graph=false")
+
+
+def eager_reason(cfg: DictConfig, device: torch.device, method: Method, optimizer: SharpnessAware) -> str | None:
+    """Why this run's step runs eagerly (`trainer.cuda_graph`), or None where it is captured as a CUDA graph.
+
+    `auto` captures wherever the captured step computes what the eager one does; `true` insists (a
+    UserError saying why not); `false` is eager.
+    """
+    choice = cfg.trainer.cuda_graph
+    if choice is False:
+        return "trainer.cuda_graph=false"
+    if choice is True:
+        check_capturable(cfg, device, method, optimizer)
+        return None
+    obstacle = capture_obstacle(cfg, device, method, optimizer)
+    return None if obstacle is None else f"trainer.cuda_graph=auto: {obstacle}"

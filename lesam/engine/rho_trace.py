@@ -18,7 +18,7 @@ class RhoTrace:
         """Keep `rho` (a 0-d device tensor, never read here) if `step` falls on the stride."""
         if self.stride and step % self.stride == 0:
             self.steps.append(step)
-            self.values.append(rho.detach().float())
+            self.values.append(rho.detach().to(torch.float32, copy=True))  # a copy: a replayed graph rewrites `rho`
 
     def read(self) -> dict | None:
         """{"step": [...], "rho": [...]} in one host read, or None if no step was kept."""

@@ -96,6 +96,10 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
         folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
+        log.info(
+            "step: %s",
+            "captured as a CUDA graph" if trainer.eager_reason is None else f"eager ({trainer.eager_reason})",
+        )
         if checkpoint is not None:
             log.info("resuming %s %s", folder.path, _position(trainer))
         logger = make_logger(cfg, folder.path)

@@ -25,7 +25,7 @@ from lesam.engine import distributed
 from lesam.engine.cuda_graph import CapturedStep
 from lesam.engine.epoch_stats import EpochStats
 from lesam.engine.evaluation import domain_record, evaluate, shot_record
-from lesam.engine.fast_path import check_capturable, compiled, gpu_loaders, use_gpu_loader
+from lesam.engine.fast_path import compiled, eager_reason, gpu_loaders, use_gpu_loader
 from lesam.engine.guards import StepGuard
 from lesam.engine.lpf import lpf_record
 from lesam.engine.precision import autocast, full_fp32, resolve_device, resolve_precision
@@ -58,7 +58,6 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.device = distributed.setup(resolve_device(t.device))
         self.precision = resolve_precision(t.precision, self.device)
-        self.autocast = autocast(self.precision, self.device, cache=not t.cuda_graph)
         self.data = data = build_data(cfg.dataset)
         self.method = build_method(cfg, data)
         model = build_model(cfg.model, data.num_classes, data.channels, data.image_size)
@@ -70,8 +69,8 @@ class Trainer:
         # testing runs on the bare model: each process tests its own shard, without collectives
         self.eval_forward = self.forward if replicas is self.model else compiled(self.model, t.compile)
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
-        if t.cuda_graph:
-            check_capturable(cfg, self.device, self.method, self.optimizer)
+        self.eager_reason = eager_reason(cfg, self.device, self.method, self.optimizer)
+        self.autocast = autocast(self.precision, self.device, cache=self.eager_reason is not None)
         self.first_pass = distributed.first_pass_context(
             replicas, cfg.optimizer.get("perturb_sync", "global"), self.optimizer.keeps_clean_grad
         )
@@ -155,14 +154,15 @@ class Trainer:
             self.schedule.apply(self.optimizer, self.step)
             batch = self.method.batch(inputs, labels, self.step / self.steps_per_epoch)
             self.guard.before()
-            if t.cuda_graph:
-                loss, logits = self._captured_step()(batch.inputs, batch.labels, key=self.optimizer.perturbing)
+            key = self.optimizer.begin_step()
+            if self.eager_reason is None:
+                loss, logits, rho = self._captured_step()(batch.inputs, batch.labels, key=key)
             else:
-                loss, logits = self._optimizer_step(batch)
+                loss, logits, rho = self._optimizer_step(batch)
             stats.add_batch(loss, logits, batch.labels)
             if self.optimizer.perturbing:
-                stats.add_rho(self.optimizer.last_rho)
-                trace.add(self.step, self.optimizer.last_rho)
+                stats.add_rho(rho)
+                trace.add(self.step, rho)
             self.step += 1
             self.method.after_step(self.step, batch)
             self.guard.after(self.step)
@@ -184,13 +184,14 @@ class Trainer:
             "rho_trace": trace.read(),
         }
 
-    def _optimizer_step(self, batch: Batch, optimizer: SharpnessAware | None = None) -> tuple[Tensor, Tensor]:
-        """One step of `optimizer` (the run's by default) on `batch`: the mean loss at w and the logits the
-        training accuracy is read from."""
+    def _optimizer_step(self, batch: Batch, optimizer: SharpnessAware | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of `optimizer` (the run's by default) on `batch`: the mean loss at w, the logits the
+        training accuracy is read from, and the step's radius."""
         optimizer = optimizer or self.optimizer
         closure = self._closure(batch, optimizer)
         optimizer.zero_grad(set_to_none=True)
-        return optimizer.step(closure), closure.logits
+        loss = optimizer.step(closure)
+        return loss, closure.logits, optimizer.last_rho
 
     def _closure(self, batch: Batch, optimizer: SharpnessAware) -> BatchClosure:
         """The passes of a step of `optimizer` on `batch`, each in `trainer.accumulation_steps` micro-batches."""

@@ -21,6 +21,7 @@ from lesam.engine import distributed
 
 _MISSING = object()
 KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
+ALSO = {"trainer.cuda_graph": {"bool"}}  # kinds a key takes besides its files' (auto, or true/false)
 
 
 def choice(*options: str) -> tuple[Callable[[Any], bool], str]:
@@ -65,7 +66,7 @@ RULES: Rules = {
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "trainer.device": choice("auto", "cpu", "cuda"),
     "trainer.loader": choice("auto", "torch", "gpu"),
-    "trainer.cuda_graph": (lambda v: isinstance(v, bool), "must be true or false"),
+    "trainer.cuda_graph": (lambda v: v == "auto" or isinstance(v, bool), "must be auto, true or false"),
     "trainer.compile": (
         lambda v: v is None or isinstance(v, bool) or v in COMPILE_MODES,
         "must be null, true, false or a mode",
@@ -157,7 +158,7 @@ def group_schema(group: str) -> dict[str, set[str]]:
         node.pop("defaults", None)
         for key, value in _leaves(node, group):
             kinds = schema.setdefault(key, set())
-            kinds.update({"dict"} if value == {} else {_kind(value)} - {None})
+            kinds.update({"dict"} if value == {} else {_kind(value)} - {None}, ALSO.get(key, set()))
     return schema
 
 

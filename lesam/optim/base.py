@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 import torch
 from torch import Tensor
@@ -42,7 +42,6 @@ class SharpnessAware(Optimizer):
     """
 
     passes = 2  # forward-backward passes per step while perturbing
-    capturable = True  # whether a whole step can be captured as one CUDA graph (no host-side state per step)
     keeps_clean_grad = False  # whether `descent_gradient` needs the gradient at w
     eps = 1e-12  # keeps g / ||g|| finite when g vanishes
     eta = 0.01  # ASAM's offset in the adaptive metric T = |w| + eta
@@ -75,6 +74,7 @@ class SharpnessAware(Optimizer):
         self.skipped_steps = torch.zeros((), **counter)  # steps skipped for non-finite gradients
         self.skipped_in_a_row = torch.zeros((), **counter)  # skipped steps since the last one taken
         self._momentum_ready = False
+        self._begun = False  # whether `begin_step` has taken the decisions of the step under way
         self._perturbed: list[Tensor] = []
         self._scratch: dict[str, dict[Tensor, Tensor]] = defaultdict(dict)
         self._weights = self._weight_tensors()
@@ -108,6 +108,16 @@ class SharpnessAware(Optimizer):
     def load_extra_state(self, state: dict) -> None:
         """Restore what `extra_state` returned."""
 
+    def begin_step(self) -> Hashable:
+        """Take the next step's host-side decisions (random draws, step counts) and return what shapes its work.
+
+        Called once before each step, outside any captured CUDA graph: a captured step keeps one graph per
+        returned value, and its replays see the decisions through tensors that this call fills in place.
+        `step` and `first_step` call it themselves when the caller has not.
+        """
+        self._begun = True
+        return self.perturb_scale > 0
+
     # ---- the step ------------------------------------------------------------------------
 
     @property
@@ -128,6 +138,7 @@ class SharpnessAware(Optimizer):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move the weights to w + e; w is kept so that `second_step` restores it bitwise."""
+        self._begin_if_needed()
         params, grads = self._params_and_grads()
         self._unscale_and_check(grads)
         torch._foreach_copy_(self._buffers("w", params), params)
@@ -149,21 +160,25 @@ class SharpnessAware(Optimizer):
         self.descent_gradient(grads, clean)
         self._perturbed = []
         self._descend(params)
+        self._begun = False
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def plain_step(self) -> None:
         """A step of the base optimizer alone, with the gradient at w."""
+        self._begin_if_needed()
         params, grads = self._params_and_grads()
         self._unscale_and_check(grads)
         self._descend(params)
+        self._begun = False
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
         """One full step; `closure` runs forward and backward and returns the loss (at w)."""
         if closure is None:
             raise ValueError(f"{type(self).__name__}.step needs a closure that runs forward and backward")
+        self._begin_if_needed()
         loss = torch.enable_grad()(closure)()
         if self.perturbing:
             self.first_step(zero_grad=True)
@@ -196,6 +211,10 @@ class SharpnessAware(Optimizer):
             self.load_extra_state(extra)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _begin_if_needed(self) -> None:
+        if not self._begun:
+            self.begin_step()
 
     def _params_and_grads(self) -> tuple[list[Tensor], list[Tensor]]:
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import torch
 from torch import Tensor
@@ -28,10 +28,12 @@ class EigenSAM(SAM):
     that of the loss with the model in eval mode; the closure must offer `hessian_products` (the
     products of the whole batch's Hessian, however the closure splits the batch), as
     lesam.methods.closure.BatchClosure does. The iteration count is fixed, so no step reads a value
-    back to the host. v is kept in the optimizer state (key `eigenvector`).
-    """
+    back to the host. v is kept in the optimizer state (key `eigenvector`), refined in place.
 
-    capturable = False  # the power iteration runs every `freq` batches, by a host-side count
+    The step count lives on the host and is advanced by `begin_step`, which also decides whether the
+    step refines v; its key tells a captured step apart from one that does not, so a training loop
+    that captures steps as CUDA graphs keeps one graph for each and replays the right one.
+    """
 
     def __init__(
         self,
@@ -47,16 +49,24 @@ class EigenSAM(SAM):
             raise ValueError(f"freq and power_iters must be >= 1, got {freq} and {power_iters}")
         super().__init__(params, base_optimizer, rho=rho, **base_kwargs)
         self.alpha, self.freq, self.power_iters = alpha, freq, power_iters
-        self.steps = 0  # steps taken, for the schedule of the power iteration
+        self.steps = 0  # steps begun, for the schedule of the power iteration
+        self._refine = False  # whether the step under way refines v first
+
+    def begin_step(self) -> Hashable:
+        """Count the step and decide whether it refines v (its index in the epoch a positive multiple of `freq`)."""
+        perturbing = super().begin_step()
+        batch = self.steps % self.steps_per_epoch if self.steps_per_epoch else self.steps
+        self._refine = self.perturbing and batch > 0 and batch % self.freq == 0
+        self.steps += 1
+        return perturbing, self._refine, self._has_eigenvector()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """Refine v if this batch is due (its index in the epoch a positive multiple of `freq`), then SAM's passes."""
-        batch = self.steps % self.steps_per_epoch if self.steps_per_epoch else self.steps
-        if closure is not None and self.perturbing and batch > 0 and batch % self.freq == 0:
+        """Refine v if `begin_step` said so, then SAM's passes."""
+        self._begin_if_needed()
+        if closure is not None and self._refine:
             trainable = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
             self.estimate_eigenvector(closure, trainable)
-        self.steps += 1
         return super().step(closure)
 
     def estimate_eigenvector(self, closure: Callable[[], Tensor], params: list[Tensor]) -> None:
@@ -72,12 +82,15 @@ class EigenSAM(SAM):
                 hv = hessian_times(v)
                 v = torch._foreach_div(hv, global_norm(hv) + self.eps)
         for p, u in zip(params, v, strict=True):
-            self.state[p]["eigenvector"] = u.detach()
+            if "eigenvector" in self.state[p]:  # in place: every captured graph reads the same tensor
+                self.state[p]["eigenvector"].copy_(u)
+            else:
+                self.state[p]["eigenvector"] = u.detach()
 
     def perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
         """rho * ((1 - alpha * s * (u.v)) u + alpha * s * v), u = g / ||g||, s = sign(g.v); rho * g before any v."""
         norm = global_norm(grads)
-        if any("eigenvector" not in self.state[p] for p in params):
+        if not self._has_eigenvector(params):
             self.last_rho = self.radius(norm) * norm  # the length of e = rho * g
             return torch._foreach_mul(grads, self.radius(norm))
         v = [self.state[p]["eigenvector"] for p in params]
@@ -88,6 +101,10 @@ class EigenSAM(SAM):
         e = torch._foreach_mul(u, self.last_rho - tilt * uv)
         torch._foreach_add_(e, torch._foreach_mul(v, tilt))
         return e
+
+    def _has_eigenvector(self, params: list[Tensor] | None = None) -> bool:
+        params = params if params is not None else [p for group in self.param_groups for p in group["params"]]
+        return all("eigenvector" in self.state[p] for p in params)
 
     def extra_state(self) -> dict:
         """The step count, so that a resumed run refines v at the same steps."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import torch
 from torch import Tensor
@@ -31,8 +31,11 @@ class ESAM(SAM):
       largest increase, one fewer.) The closure must offer `sample_losses` and `logits`, as
       lesam.methods.closure.BatchClosure does.
 
-    The tensor mask comes from the optimizer's own generator (on the host, so no device sync),
-    seeded from torch's initial seed and saved in `state_dict()`.
+    The tensor mask comes from the optimizer's own generator on the host (Python's `random`, as the
+    official code draws it), seeded from torch's initial seed and saved in `state_dict()`. It is drawn
+    in `begin_step` and copied into a mask tensor on the device, which the perturbation reads: the same
+    draws whether the step runs eagerly or as a captured CUDA graph, and no device value is read back.
+    The selected samples stay on the device (a top-k of fixed size), so the whole step can be captured.
     """
 
     def __init__(
@@ -52,8 +55,17 @@ class ESAM(SAM):
         super().__init__(params, base_optimizer, rho=rho, adaptive=adaptive, **base_kwargs)
         self.beta, self.gamma = beta, gamma
         self.generator = random.Random(torch.initial_seed())
+        tensors = [p for group in self.param_groups for p in group["params"]]
+        self._index = {p: i for i, p in enumerate(tensors)}
+        self._mask = torch.ones(len(tensors), device=self.budget.device)  # 1 for each tensor perturbed in this step
 
-    capturable = False  # the tensors it perturbs are drawn on the host each step
+    def begin_step(self) -> Hashable:
+        """Draw which tensors this step perturbs (each with probability beta) into the device mask."""
+        key = super().begin_step()
+        if self.perturbing and self.beta < 1:
+            draws = [float(self.generator.random() < self.beta) for _ in range(len(self._mask))]
+            self._mask.copy_(torch.tensor(draws), non_blocking=True)
+        return key
 
     def radius(self, norm: Tensor) -> Tensor:
         """SAM's radius, scaled by 1 / beta for the tensors that are perturbed."""
@@ -62,8 +74,7 @@ class ESAM(SAM):
     def perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
         """SAM's perturbation over a random share beta of the tensors, zero on the others."""
         if self.beta < 1:
-            mask = [float(self.generator.random() < self.beta) for _ in grads]
-            grads = torch._foreach_mul(grads, mask)
+            grads = torch._foreach_mul(grads, [self._mask[self._index[p]] for p in params])
         return super().perturbation(params, grads)
 
     def perturbed_pass(self, closure: Callable[..., Tensor]) -> None:
