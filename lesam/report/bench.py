@@ -15,8 +15,9 @@ def read_bench(path: Path) -> dict[tuple[str, str], dict[str, float]]:
     """(model, optimizer) -> {setting: seconds per epoch} from a benchmark JSON.
 
     The JSON is a list of records (or {"records": [...]}), each with `model`, `optimizer` and `s_per_epoch`;
-    the record's other text and boolean fields name its setting (e.g. loader=gpu, compile=True). Records
-    of steps split into micro-batches (`accumulation_steps` > 1) are left out: Table 6 times whole batches.
+    the record's other text and boolean fields name its setting (e.g. path=gpu). Records
+    of steps split into micro-batches (`accumulation_steps` > 1) or of several runs sharing the device
+    (`processes` > 1) are left out: Table 6 times one run's whole batches.
     """
     data = json.loads(Path(path).read_text())
     records = data.get("records") if isinstance(data, dict) else data
@@ -27,7 +28,7 @@ def read_bench(path: Path) -> dict[tuple[str, str], dict[str, float]]:
         missing = [k for k in (*IDENTITY, MEASURE) if k not in record]
         if missing:
             raise UserError(f"a record of '{path}' lacks {', '.join(missing)}: {record}")
-        if record.get("accumulation_steps", 1) != 1:
+        if record.get("accumulation_steps", 1) != 1 or record.get("processes", 1) != 1:
             continue
         setting = ", ".join(f"{k}={v}" for k, v in record.items() if k not in IDENTITY and isinstance(v, str | bool))
         measured.setdefault((record["model"], record["optimizer"]), {})[setting] = float(record[MEASURE])
