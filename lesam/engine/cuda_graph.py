@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Hashable
 
@@ -9,6 +10,13 @@ import torch
 from torch import Tensor
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
+
+
+@functools.cache
+def side_stream(device: int) -> torch.cuda.Stream:
+    """One warm-up stream per device for the whole process: cuBLAS keeps a workspace (tens of MB) for each
+    stream it has run on until the process ends, so a new stream per captured step would add one each time."""
+    return torch.cuda.Stream(device)
 
 
 class CapturedStep:
@@ -26,7 +34,7 @@ class CapturedStep:
         self.seen: Counter = Counter()
         self.graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, Tensor, Tensor, tuple[Tensor, ...]]] = {}
         self.pool = torch.cuda.graph_pool_handle()
-        self.side_stream = torch.cuda.Stream()
+        self.side_stream = side_stream(torch.cuda.current_device())
 
     def __call__(self, inputs: Tensor, labels: Tensor, key: Hashable = None) -> tuple[Tensor, ...]:
         name = (tuple(inputs.shape), key)
