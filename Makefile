@@ -11,7 +11,9 @@ TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "GPU-hours: the paper's Table 6 times (one RTX 5090). See a table's commands first: make tableN DRY=1"
+	@echo "GPU-hours: from the paper's Table 6 times (one RTX 5090); BENCH=file (a make bench JSON) gives them"
+	@echo "from measured times: make help BENCH=file, make tableN DRY=1 BENCH=file. See a table's commands first: make tableN DRY=1"
+	@$(if $(BENCH),$(PY) scripts/table.py all --dry --bench $(BENCH) 2>&1 >/dev/null | grep -v '^skipped')
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)

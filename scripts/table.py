@@ -27,7 +27,7 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     parser.add_argument("--launcher", help="a configs/hydra/launcher option for the multiruns, e.g. slurm or slurm_cpu")
     parser.add_argument("--seeds", help="comma-separated seeds instead of the table's (0,1,2)")
     parser.add_argument("--out", type=Path, default=Path("tables"), help="where the .md and .tex go (tables/)")
-    parser.add_argument("--bench", type=Path, default=Path("outputs/bench.json"), help="Table 6: benchmark JSON")
+    parser.add_argument("--bench", type=Path, help="a benchmark JSON: Table 6's times, a dry run's GPU-hours")
     parser.error = lambda message: fail(f"{message}; see python scripts/table.py --help")
     args = parser.parse_intermixed_args(argv)
     if args.gpus and args.launcher:

@@ -12,11 +12,13 @@ from lesam.core.files import write_text
 from lesam.report import launch
 from lesam.report.aggregate import TableResult, collect
 from lesam.report.bench import bench_status, read_bench
-from lesam.report.cost import cost_note
+from lesam.report.cost import cost_note, epoch_times
 from lesam.report.plan import FINISHED, Composer, Run, RunState, command_line, composer, locate, missing_configs, runs
 from lesam.report.render import latex, markdown
 from lesam.report.spec import Table
 from lesam.report.tables import ALIASES, TABLES, table
+
+DEFAULT_BENCH = Path("outputs/bench.json")  # where `make bench` writes, which Table 6 reads without BENCH
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Options:
     seeds: tuple[int, ...] | None = None  # instead of the table's seeds
     extra: tuple[str, ...] = ()  # overrides added to every run
     out: Path = Path("tables")
-    bench: Path = Path("outputs/bench.json")
+    bench: Path | None = None  # BENCH: a benchmark JSON, for Table 6 and for the GPU-hours of a dry run
     runner: launch.Runner = field(default=launch.subprocess_runner)
 
 
@@ -56,7 +58,7 @@ def dry_run(t: Table, options: Options) -> None:
     with composer() as c:
         for r in planned:
             print(command_line(r, t.analyses, c.folder(r.args) if t.analyses else None))
-        cost = f", {cost_note(planned, c)}" if planned else ""
+        cost = f", {cost_note(planned, c, epoch_times(options.bench))}" if planned else ""
     print(f"{t.name}: {len(planned)} runs{cost} (dry run: nothing launched)", file=sys.stderr)
 
 
@@ -76,7 +78,7 @@ def build(t: Table, options: Options) -> tuple[TableResult, list[str]]:
     with composer() as c:
         failed = [] if options.source is not None else launch_runs(t, planned, c, options)
         states = locate(planned, c, options.source)
-    return collect_table(t, states, options.seeds, options.bench), failed
+    return collect_table(t, states, options.seeds, options.bench or DEFAULT_BENCH), failed
 
 
 def collect_table(t: Table, states: list[RunState], seeds: Sequence[int] | None, bench: Path) -> TableResult:
@@ -100,6 +102,8 @@ def make_table(name: str, options: Options) -> int:
     """`make <name>`: 0 when every launched command succeeded, 1 otherwise (the table is written either way)."""
     if options.source is not None and not options.source.is_dir():
         raise UserError(f"FROM={options.source} is not a folder; pass the folder that holds the run folders")
+    if options.bench is not None and not options.bench.is_file():
+        raise UserError(f"BENCH={options.bench} is not a file; pass the JSON that scripts/bench.py wrote (make bench)")
     names = list(TABLES) if name == "all" else [resolve(name).name]
     if name == "all" and not (options.dry or options.source is not None):
         raise UserError("'all' only lists (DRY=1) or renders (FROM=DIR); launch the tables one by one")
