@@ -150,6 +150,27 @@ def test_linear_probe_trains_the_classifier_alone(tmp_path):
     assert not trainer.optimizer.state  # the run's own optimizer starts fresh, as in ERM++
 
 
+@pytest.mark.parametrize("max_steps,probe_steps", [(None, 5), (2, 2), (9, 5)])
+def test_max_steps_caps_the_linear_probe_too(tmp_path, max_steps, probe_steps):
+    cfg = compose_config(
+        smoke_overrides(
+            tmp_path, "model=mlp", "model.hidden=[8]", "method=ermpp", "method.linear_probe_steps=5",
+            f"trainer.max_steps={'null' if max_steps is None else max_steps}",
+        )
+    )  # fmt: skip
+    trainer = Trainer(without_hydra(cfg))
+    steps = []
+    take_step = trainer._optimizer_step
+
+    def counted_step(batch, optimizer=None):
+        steps.append(optimizer)
+        return take_step(batch, optimizer)
+
+    trainer._optimizer_step = counted_step
+    trainer._warm_start()
+    assert len(steps) == probe_steps and trainer.optimizer not in steps  # the probe's own optimizer's steps
+
+
 @pytest.mark.parametrize(
     "method",
     [
