@@ -171,6 +171,20 @@ def test_max_steps_caps_the_linear_probe_too(tmp_path, max_steps, probe_steps):
     assert len(steps) == probe_steps and trainer.optimizer not in steps  # the probe's own optimizer's steps
 
 
+@pytest.mark.parametrize("optimizer", ["lesam", "msam"])  # MSAM also recomputes BatchNorm statistics at the end
+def test_a_last_training_batch_of_one_image_crashes_no_phase(tmp_path, optimizer):
+    cfg = compose_config(
+        smoke_overrides(
+            tmp_path, "model=small_cnn", "model.width=4", "method=ermpp", "method.linear_probe_steps=3",
+            f"optimizer={optimizer}", "dataset.num_train=33", "dataset.image_size=2", "trainer.epochs=1",
+        )
+    )  # fmt: skip
+    # 33 images in batches of 16: the 33rd, alone, would give BatchNorm one value per channel (2x2 pixels, one
+    # stride-2 conv: 1x1) in the probe, in training and in MSAM's recomputation; it is left out
+    final = run(cfg, folder=tmp_path / "run")
+    assert final["steps"] == 2 and math.isfinite(final["train_loss"])
+
+
 @pytest.mark.parametrize(
     "method",
     [
