@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from torchvision.transforms import functional as F
 
@@ -69,3 +70,14 @@ def test_order_is_a_permutation_and_an_epoch_resumes_where_it_stopped():
         assert torch.equal(x[:, 0, 0, 0], y.float())
     loader.set_epoch(6)
     assert not torch.equal(order, torch.cat([y for _, y in loader]))
+
+
+@pytest.mark.parametrize("images,sizes", [(9, [4, 4]), (10, [4, 4, 2]), (8, [4, 4])])
+def test_a_training_loader_leaves_out_a_last_batch_of_one_image_and_a_test_loader_keeps_it(images, sizes):
+    pixels = torch.zeros(images, 1, 4, 4, dtype=torch.uint8)
+    train = GpuLoader(pixels, torch.arange(images), (0.0,), (1.0,), 4, CPU, shuffle=True, seed=3)
+    labels = [y for _, y in train]
+    assert [len(y) for y in labels] == sizes == [len(y) for _, y in train] and len(train) == len(sizes)
+    assert len(set(torch.cat(labels).tolist())) == sum(sizes)
+    test = GpuLoader(pixels, torch.arange(images), (0.0,), (1.0,), 4, CPU)
+    assert torch.equal(torch.cat([y for _, y in test]), torch.arange(images))

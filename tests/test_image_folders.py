@@ -71,6 +71,19 @@ def test_unknown_source_domain_is_a_user_error(tmp_path):
         build_data(cfg.dataset)
 
 
+def test_a_flat_imagenet_val_folder_says_how_to_sort_it_into_class_folders(tmp_path):
+    write_images(tmp_path / "train", CLASSES, per_class=1)
+    (tmp_path / "val").mkdir()
+    for i in (1, 2):  # ILSVRC's val tar as extracted: images, no class folders
+        Image.new("RGB", (12, 12)).save(tmp_path / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+    cfg = compose_config(["dataset=imagenet", f"dataset.root={tmp_path}"])
+    with pytest.raises(UserError) as error:
+        build_data(cfg.dataset)
+    message = str(error.value)
+    assert f"no images in class folders under '{tmp_path / 'val'}'" in message
+    assert "sort its val images into class folders" in message and "valprep.sh" in message, message
+
+
 def test_missing_data_root_is_a_user_error(tmp_path):
     for overrides in (["dataset=imagenet"], ["dataset=vlcs"]):
         cfg = compose_config([*overrides, f"dataset.root={tmp_path / 'absent'}"])

@@ -150,6 +150,41 @@ def test_linear_probe_trains_the_classifier_alone(tmp_path):
     assert not trainer.optimizer.state  # the run's own optimizer starts fresh, as in ERM++
 
 
+@pytest.mark.parametrize("max_steps,probe_steps", [(None, 5), (2, 2), (9, 5)])
+def test_max_steps_caps_the_linear_probe_too(tmp_path, max_steps, probe_steps):
+    cfg = compose_config(
+        smoke_overrides(
+            tmp_path, "model=mlp", "model.hidden=[8]", "method=ermpp", "method.linear_probe_steps=5",
+            f"trainer.max_steps={'null' if max_steps is None else max_steps}",
+        )
+    )  # fmt: skip
+    trainer = Trainer(without_hydra(cfg))
+    steps = []
+    take_step = trainer._optimizer_step
+
+    def counted_step(batch, optimizer=None):
+        steps.append(optimizer)
+        return take_step(batch, optimizer)
+
+    trainer._optimizer_step = counted_step
+    trainer._warm_start()
+    assert len(steps) == probe_steps and trainer.optimizer not in steps  # the probe's own optimizer's steps
+
+
+@pytest.mark.parametrize("optimizer", ["lesam", "msam"])  # MSAM also recomputes BatchNorm statistics at the end
+def test_a_last_training_batch_of_one_image_crashes_no_phase(tmp_path, optimizer):
+    cfg = compose_config(
+        smoke_overrides(
+            tmp_path, "model=small_cnn", "model.width=4", "method=ermpp", "method.linear_probe_steps=3",
+            f"optimizer={optimizer}", "dataset.num_train=33", "dataset.image_size=2", "trainer.epochs=1",
+        )
+    )  # fmt: skip
+    # 33 images in batches of 16: the 33rd, alone, would give BatchNorm one value per channel (2x2 pixels, one
+    # stride-2 conv: 1x1) in the probe, in training and in MSAM's recomputation; it is left out
+    final = run(cfg, folder=tmp_path / "run")
+    assert final["steps"] == 2 and math.isfinite(final["train_loss"])
+
+
 @pytest.mark.parametrize(
     "method",
     [

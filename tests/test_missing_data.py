@@ -5,6 +5,7 @@ import sys
 from urllib.error import URLError
 
 import pytest
+import torchvision.datasets.cifar
 import torchvision.datasets.mnist
 from omegaconf import OmegaConf
 
@@ -71,3 +72,21 @@ def test_a_failed_download_leaves_no_folder(tmp_path, monkeypatch):
     assert message.startswith("could not download fashion_mnist from http") and "no network here" in message
     assert "dataset-fashion-mnist" in message and "\n" not in message
     assert not (tmp_path / "data").exists()  # torchvision made data/fm/FashionMNIST/raw before it failed
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_a_cifar_file_that_fails_its_checksum_is_named(tmp_path, monkeypatch, download):
+    def offline(url, *args, **kwargs):
+        raise URLError("no network here")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "data_batch_2").write_bytes(b"not the original bytes")
+    cfg = compose_config(["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", f"dataset.download={download}"])
+    with pytest.raises(UserError) as error:
+        build_data(cfg.dataset)
+    message = str(error.value)
+    assert message.startswith(f"'{folder / 'data_batch_2'}' is not the original cifar10 file"), message
+    assert "MD5 checksum" in message and "delete it" in message and "\n" not in message
+    assert ("no network here" in message) == download

@@ -9,10 +9,13 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from conftest import TINY, compose_config, error_line, run_command, smoke_overrides, without_hydra
 from lesam.core.run_folder import read_lines
 from lesam.data import build_data
+from lesam.engine.cli import explain
 from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
 from lesam.methods import Batch, build_method
@@ -79,13 +82,24 @@ def test_each_cell_resolves_to_its_sources_values(overrides, expected):
         assert got == value, f"{key}: {got!r}, the source says {value!r}"
 
 
-def test_an_imbalance_factor_without_recipe_values_is_one_line():
+def test_an_imbalance_factor_without_recipe_values_is_one_line_naming_every_missing_value():
     result = run_command(
         [sys.executable, "train.py", "experiment=cifar100_lt", "dataset.imbalance_factor=7", "debug=smoke"]
     )
     assert error_line(result) == (
-        "error: method.contrast_weight has recipe values for dataset.imbalance_factor 100, 50, 10, not for 7; "
-        "set method.contrast_weight=<value>"
+        "error: method.contrast_weight, method.resample_weighting, method.label_weighting have recipe values for "
+        "dataset.imbalance_factor 100, 50, 10, not for 7; set method.contrast_weight=<value> "
+        "method.resample_weighting=<value> method.label_weighting=<value>"
+    )
+
+
+def test_the_recipe_values_set_by_hand_are_not_named():
+    cfg = compose_config(["experiment=cifar100_lt", "dataset.imbalance_factor=20", "method.resample_weighting=0.1"])
+    with pytest.raises(InterpolationResolutionError) as error:  # OmegaConf wraps the resolver's UserError
+        OmegaConf.resolve(cfg)
+    assert explain(error.value) == (
+        "method.contrast_weight, method.label_weighting have recipe values for dataset.imbalance_factor 100, 50, 10, "
+        "not for 20; set method.contrast_weight=<value> method.label_weighting=<value>"
     )
 
 

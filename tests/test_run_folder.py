@@ -17,6 +17,7 @@ from lesam.core.errors import UserError
 from lesam.core.folder_lock import FolderInUse
 from lesam.core.run_folder import RunFolder, append_line, read_lines
 from lesam.engine.run import run
+from lesam.engine.trainer import Trainer
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
 
@@ -129,7 +130,15 @@ def test_a_finished_run_is_skipped_while_another_process_holds_the_folder(tmp_pa
 
 
 @pytest.mark.parametrize("before", ["no folder", "a lock file alone"])  # the second: left by a run killed at start
-def test_a_new_run_that_fails_leaves_no_folder_though_it_held_the_lock(before, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "failing",
+    [
+        (RunFolder, "load_checkpoint"),  # after the lock is taken
+        (Trainer, "train_epoch"),  # in the first epoch, after .hydra/ and train.log are written
+    ],
+    ids=["at its start", "in its first epoch"],
+)
+def test_a_new_run_that_fails_leaves_no_folder_though_it_held_the_lock(before, failing, tmp_path, monkeypatch):
     cfg = tiny(tmp_path, "trainer.epochs=1")
     if before == "a lock file alone":
         (tmp_path / "run").mkdir()
@@ -138,7 +147,7 @@ def test_a_new_run_that_fails_leaves_no_folder_though_it_held_the_lock(before, t
     def crash(self):
         raise Crash
 
-    monkeypatch.setattr(RunFolder, "load_checkpoint", crash)  # after the lock is taken
+    monkeypatch.setattr(*failing, crash)
     with pytest.raises(Crash):
         run(cfg, folder=tmp_path / "run")
     assert not (tmp_path / "run").exists()

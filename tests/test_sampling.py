@@ -1,7 +1,8 @@
 """The data order does not depend on the number of processes, and an epoch resumed halfway goes on as before."""
 
+import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lesam.data.sampling import BatchSeeded, EpochSampler
 
@@ -47,3 +48,24 @@ def test_workers_augment_a_resumed_epoch_as_the_uninterrupted_one():
         assert indices_a == indices_b and torch.equal(draws_a, draws_b)
     draws = torch.cat([d for _, d in whole])
     assert len(set(draws.tolist())) == len(draws)  # and every item still gets its own draw
+
+
+@pytest.mark.parametrize(
+    "images,world,batch,left_out",
+    [
+        (10, 1, 4, 0),  # a last batch of 2: kept, the order as ever
+        (9, 1, 4, 1),  # a last batch of 1: left out
+        (8, 1, 4, 0),
+        (5, 1, 1, 0),  # batches of one are what was asked for
+        (18, 2, 4, 1),  # 9 images per process: each leaves out its last one
+        (20, 2, 4, 0),
+    ],
+)
+def test_a_last_batch_of_one_image_is_left_out_and_any_other_kept(images, world, batch, left_out):
+    for rank in range(world):
+        sampler = EpochSampler(range(images), world, rank, seed=7, batch_size=batch)
+        plain = DistributedSampler(range(images), world, rank, shuffle=True, seed=7, drop_last=True)
+        sampler.set_epoch(2)
+        plain.set_epoch(2)
+        every = list(plain)
+        assert list(sampler) == every[: len(every) - left_out] and len(sampler) == len(every) - left_out

@@ -3,13 +3,18 @@ in torchvision's or timm's layout; a missing data root or weights file gives one
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch import nn
 
 from conftest import ROOT, compose_config, smoke_overrides, without_hydra
+from lesam.analysis.accuracy import accuracy
+from lesam.analysis.loaded_run import load_run
 from lesam.core.errors import UserError
+from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
 from lesam.models import build_model
 
@@ -73,8 +78,9 @@ def test_robustness_presets_follow_zhang_et_al(dataset, delta):
     assert sam.optimizer.rho == 0.05 and "rho" not in lesam.optimizer
 
 
-@pytest.mark.parametrize("layout", ["torchvision", "timm"])
-def test_vit_loads_a_local_weights_file_and_starts_with_a_zero_head(tmp_path, layout):
+def vit_weights_file(folder: Path, layout: str) -> tuple[Path, nn.Module, str]:
+    """A tiny ImageNet ViT (TINY_VIT's size, 32 px) saved as a state_dict in `layout`; its file, itself and a
+    key only that layout has."""
     if layout == "torchvision":
         from torchvision.models.vision_transformer import VisionTransformer
 
@@ -85,8 +91,14 @@ def test_vit_loads_a_local_weights_file_and_starts_with_a_zero_head(tmp_path, la
 
         source = VisionTransformer(img_size=32, patch_size=16, embed_dim=8, depth=1, num_heads=2, mlp_ratio=2)
         key = "patch_embed.proj.weight"
-    torch.save(source.state_dict(), tmp_path / "vit.pth")
-    cfg = OmegaConf.create({"name": "vit_b16", "weights": str(tmp_path / "vit.pth"), **TINY_VIT})
+    torch.save(source.state_dict(), folder / "vit.pth")
+    return folder / "vit.pth", source, key
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "timm"])
+def test_vit_loads_a_local_weights_file_and_starts_with_a_zero_head(tmp_path, layout):
+    file, source, key = vit_weights_file(tmp_path, layout)
+    cfg = OmegaConf.create({"name": "vit_b16", "weights": str(file), **TINY_VIT})
     model = build_model(cfg, 10, 3, 32)
     assert torch.equal(model.state_dict()[key], source.state_dict()[key])
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
@@ -94,6 +106,21 @@ def test_vit_loads_a_local_weights_file_and_starts_with_a_zero_head(tmp_path, la
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UserError, match="does not fit"):
         build_model(cfg, 10, 3, 48)  # other input size: the position embedding does not fit
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "timm"])
+def test_analyses_load_a_vit_run_fine_tuned_from_either_layout(tmp_path, layout):
+    file, _, key = vit_weights_file(tmp_path, layout)
+    tiny = [f"model.{k}={v}" for k, v in TINY_VIT.items()]
+    cfg = compose_config(
+        smoke_overrides(tmp_path, "model=vit_b16", f"model.weights={file}", *tiny, "trainer.max_steps=2")
+    )
+    final = run(cfg, folder=tmp_path / "run")
+    file.unlink()  # the analysis needs the run folder alone, not the pretrained file
+    loaded = load_run(tmp_path / "run" / "last.pt", "cpu")
+    assert key in loaded.model.state_dict()
+    analysed = accuracy(OmegaConf.create({"batch_size": 32, "workers": 0, "precision": "fp32"}), loaded)
+    assert analysed["test_acc"] == pytest.approx(final["test_acc"])
 
 
 def test_trainer_steps_counts_steps_and_the_schedule_spans_them(tmp_path):

@@ -46,8 +46,9 @@ def load_run(checkpoint: Path, device: str = "auto") -> LoadedRun:
     cfg = OmegaConf.load(config)
     state = load_weights(checkpoint, advice="pass the last.pt of a finished or running run")
     data = build_data(cfg.dataset)
-    backbone = build_model(cfg.model, data.num_classes, data.channels, data.image_size, pretrained=False)
+    weights = model_state(state)
+    backbone = build_model(cfg.model, data.num_classes, data.channels, data.image_size, pretrained=False, like=weights)
     model = build_method(cfg, data).wrap(backbone)
-    model.load_state_dict(model_state(state))
+    model.load_state_dict(weights)
     target = resolve_device(device, key="device")  # analyze.py's key
     return LoadedRun(checkpoint, cfg, model.to(target).eval(), data, target)

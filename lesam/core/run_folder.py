@@ -42,7 +42,8 @@ class RunFolder:
 
     @contextmanager
     def removed_on_failure(self) -> Iterator[None]:
-        """Remove the folder again if it was new and the block fails: no half-written runs.
+        """Remove the folder again if it was new and the block fails before the run has written a result (a
+        metrics line, a checkpoint, final.json): no half-written runs, no lost results.
 
         A folder that holds nothing but a lock file is new (a run killed at its start leaves one);
         a failure to take the lock leaves the folder to the process that holds it.
@@ -53,7 +54,7 @@ class RunFolder:
         except FolderInUse:
             raise
         except BaseException:
-            if new:
+            if new and not any(p.exists() for p in (self.metrics, self.checkpoint, self.final)):
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
 

@@ -69,7 +69,7 @@ def cifar(cfg: DictConfig) -> DataSplits:
     cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
 
     def split(train: bool, steps: list) -> Dataset:
-        with torchvision_errors(cfg):
+        with torchvision_errors(cfg), checksum_errors(cfg, cls):
             return cls(cfg.root, train=train, download=cfg.download, transform=transforms.Compose(steps))
 
     return DataSplits(split(True, train_steps), split(False, to_tensor), cfg.num_classes, 3, size, mean, std)
@@ -172,4 +172,33 @@ def torchvision_errors(cfg: DictConfig) -> Iterator[None]:
         raise UserError(
             f"{name} not found: '{root / source.folder}' must hold {source.files}; {where}, "
             f"or set dataset.download=true to fetch {source.url}{alternative}"
+        ) from error
+
+
+def failed_checksums(cls: type, folder: Path) -> list[Path]:
+    """The files of torchvision's CIFAR class `cls` in `folder` that are there but fail its MD5 check."""
+    from torchvision.datasets.utils import check_integrity
+
+    expected = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+    return [folder / f for f, md5 in expected if (folder / f).is_file() and not check_integrity(str(folder / f), md5)]
+
+
+@contextmanager
+def checksum_errors(cfg: DictConfig, cls: type) -> Iterator[None]:
+    """Name the file that failed torchvision's MD5 check, which torchvision reports as a data set not found
+    or (when it tries to fetch a new copy) as a failed download."""
+    try:
+        yield
+    except (RuntimeError, OSError) as error:
+        source = SOURCES[cfg.name]
+        failed = failed_checksums(cls, Path(cfg.root).resolve() / source.folder)
+        if not failed:
+            raise
+        others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        reason = str(error).strip().splitlines()[-1].strip()
+        download = f"; the download to replace it failed ({reason})" if cfg.download else ""
+        raise UserError(
+            f"'{failed[0]}'{others} is not the original {cfg.name} file: it fails torchvision's MD5 checksum"
+            f"{download}; delete it, then download {source.url} again (dataset.download=true does it) "
+            "or put the original file there"
         ) from error

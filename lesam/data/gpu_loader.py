@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from lesam.data.sampling import mixed_seed
+from lesam.data.sampling import mixed_seed, trained_samples
 from lesam.data.tensor_dataset import ImageTensorDataset
 
 
@@ -80,7 +80,12 @@ class GpuLoader:
         self.skip = skip_batches
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return -(-self._batched() // self.batch_size)
+
+    def _batched(self) -> int:
+        """How many images an epoch's batches hold: a shuffled (training) loader leaves out a last batch of one."""
+        n = len(self.labels)
+        return trained_samples(n, self.batch_size) if self.shuffle else n
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n, a = len(self.labels), self.augmentation
@@ -88,7 +93,7 @@ class GpuLoader:
         offsets = self._draw(n, 2, a.crop_padding * 2 + 1) if a.crop_padding else None
         flips = self._draw(n, 1, 2).bool().view(-1) if a.flip else None
         centres = self._draw(n, 2, self.size) if a.cutout else None
-        for start in range(self.skip * self.batch_size, n, self.batch_size):
+        for start in range(self.skip * self.batch_size, self._batched(), self.batch_size):
             part = slice(start, start + self.batch_size)
             index = part if order is None else order[part]
             batch = self.images[index]

@@ -16,7 +16,11 @@ from lesam.data.datasets import DataSplits
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 LAYOUT = "train/<class>/<image> and val/<class>/<image>"
-SOURCE = "get ImageNet-1K (ILSVRC2012) from image-net.org and sort its val images into class folders"
+SOURCE = (
+    "get ImageNet-1K (ILSVRC2012) from image-net.org and sort its val images into class folders, as the PyTorch "
+    "ImageNet example does: run https://raw.githubusercontent.com/soumith/imagenetloader.torch/master/valprep.sh "
+    "inside val/"
+)
 
 
 def image_folder(path: Path, transform, what: str, layout: str, source: str) -> Dataset:
@@ -30,7 +34,7 @@ def image_folder(path: Path, transform, what: str, layout: str, source: str) -> 
     try:
         return ImageFolder(str(path), transform=transform)
     except (FileNotFoundError, OSError) as error:
-        raise UserError(f"{what}: no images in class folders under '{path.resolve()}' ({error})") from error
+        raise UserError(f"{what}: no images in class folders under '{path.resolve()}' ({error}); {source}") from error
 
 
 def imagenet_transforms(image_size: int, resize_size: int, augment: str):

@@ -16,13 +16,19 @@ def mixed_seed(*values: int) -> int:
     return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0])
 
 
+def trained_samples(n: int, batch_size: int) -> int:
+    """How many of an epoch's n samples are trained on in batches of `batch_size`: all, but for a last batch of
+    one sample, which is left out (BatchNorm cannot train on one sample); any other last batch is kept."""
+    return n - 1 if batch_size > 1 and n % batch_size == 1 else n
+
+
 class EpochSampler(DistributedSampler):
     """DistributedSampler that shuffles epoch e with seed `seed + e` and can start after a number of batches.
 
     Process r takes every world-th index of the epoch's permutation (the tail that does not split
     evenly is dropped). With the per-process batch b = B / world, the k-th batches of all processes
     together are the k-th batch of one process with batch B: the order does not depend on the
-    number of processes.
+    number of processes. A process's last batch of one sample is left out (`trained_samples`).
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int, batch_size: int) -> None:
@@ -36,10 +42,10 @@ class EpochSampler(DistributedSampler):
         self.start = skip_batches * self.batch_size
 
     def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
+        return itertools.islice(super().__iter__(), self.start, trained_samples(self.num_samples, self.batch_size))
 
     def __len__(self) -> int:
-        return max(self.num_samples - self.start, 0)
+        return max(trained_samples(self.num_samples, self.batch_size) - self.start, 0)
 
 
 class BatchSeeded(Dataset):

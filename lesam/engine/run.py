@@ -67,7 +67,8 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
     if folder.is_finished():
         return _finished(folder)
     try:
-        return _train(cfg, folder)
+        with folder.removed_on_failure():
+            return _train(cfg, folder)
     except WriteFailed as error:
         kept = "the previous checkpoint is kept" if folder.checkpoint.exists() else "no checkpoint was written yet"
         raise UserError(f"{error}; {kept}") from error
@@ -82,19 +83,18 @@ def _finished(folder: RunFolder) -> dict:
 
 def _train(cfg: DictConfig, folder: RunFolder) -> dict:
     """Take the folder, start from its checkpoint if it has one, and train to the end."""
-    with folder.removed_on_failure():
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        validate(cfg, overrides)
-        folder.check_writable()
-        folder.lock()
-        if folder.is_finished():  # by the process that held the folder until a moment ago
-            return _finished(folder)
-        folder.remove_temporaries()
-        trainer = Trainer(cfg)
-        checkpoint = folder.load_checkpoint()
-        seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
-        folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
-        folder.write_config(cfg, overrides)
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    validate(cfg, overrides)
+    folder.check_writable()
+    folder.lock()
+    if folder.is_finished():  # by the process that held the folder until a moment ago
+        return _finished(folder)
+    folder.remove_temporaries()
+    trainer = Trainer(cfg)
+    checkpoint = folder.load_checkpoint()
+    seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
+    folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
+    folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         log.info(
             "step: %s",

@@ -209,11 +209,13 @@ class Trainer:
         )
 
     def _warm_start(self) -> None:
-        """The steps a method declares before the run's own (ERM++'s linear probe): only its module trains,
-        with plain steps of the base optimizer of its own."""
+        """The steps a method declares before the run's own (ERM++'s linear probe), at most `trainer.max_steps`
+        of them (a cap on every phase): only its module trains, with plain steps of the base optimizer of its own."""
         phase = self.method.warm_start()
         if phase is None:
             return
+        cap = self.cfg.trainer.max_steps
+        steps = phase.steps if cap is None else min(phase.steps, cap)
         trained = {id(p) for p in phase.module.parameters()}
         frozen = [p for p in self.model.parameters() if p.requires_grad and id(p) not in trained]
         optimizer = build_optimizer(OmegaConf.merge(self.cfg.optimizer, {"name": "sgd"}), phase.module)
@@ -224,7 +226,7 @@ class Trainer:
         for p in frozen:
             p.requires_grad_(False)
         try:
-            for _ in range(phase.steps):
+            for _ in range(steps):
                 inputs, labels = self._to_device(*next(batches))
                 self._optimizer_step(self.method.batch(inputs, labels, 0.0), optimizer)
         finally:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lesam.models.imagenet_nets import RESNETS, torchvision_resnet, vision_transformer
+from lesam.models.imagenet_nets import RESNETS, torchvision_resnet, vision_transformer, vit_layout
 from lesam.models.preact_resnet import PreActResNet18
 from lesam.models.pyramidnet import PyramidNet
 from lesam.models.resnet import ResNet18
@@ -40,15 +40,23 @@ _BUILDERS: dict[str, Builder] = {
 
 
 def build_model(
-    cfg: DictConfig, num_classes: int, in_channels: int, image_size: int, pretrained: bool = True
+    cfg: DictConfig,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    pretrained: bool = True,
+    like: Mapping[str, object] | None = None,
 ) -> nn.Module:
     """Build the model `cfg.name` for square images of `in_channels` x `image_size`^2 pixels.
 
-    `pretrained=False` skips reading the file `cfg.weights` names (for weights loaded afterwards).
+    `pretrained=False` skips reading the file `cfg.weights` names (for weights loaded afterwards); `like`, the
+    state_dict to be loaded, then picks the layout of a model that has two (ViT: torchvision's or timm's).
     """
     builder = _BUILDERS.get(cfg.name)
     if builder is None:
         raise ValueError(f"unknown model '{cfg.name}'; choose one of: {', '.join(_BUILDERS)}")
     if not pretrained and cfg.get("weights"):
         cfg = OmegaConf.merge(cfg, {"weights": None})
+    if builder is vision_transformer and like is not None:
+        return vision_transformer(cfg, num_classes, in_channels, image_size, layout=vit_layout(like))
     return builder(cfg, num_classes, in_channels, image_size)

@@ -6,6 +6,7 @@ with torch.load(weights_only=True). The classifier is always new: its weights ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -73,18 +74,35 @@ def torchvision_resnet(cfg: DictConfig, num_classes: int, in_channels: int, imag
     return model
 
 
-def vision_transformer(cfg: DictConfig, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    """ViT-B/16 (or the size the config gives) in torchvision's layout, or timm's if the weights file is timm's."""
+# a key only each layout of a ViT state_dict has -> that layout
+VIT_LAYOUT_KEYS = {"conv_proj.weight": "torchvision", "patch_embed.proj.weight": "timm"}
+
+
+def vit_layout(state: Mapping[str, object]) -> str | None:
+    """Whose ViT layout a state_dict follows, torchvision's or timm's (its keys may carry a wrapper's prefix);
+    None for neither."""
+    for key in state:
+        for marker, layout in VIT_LAYOUT_KEYS.items():
+            if key == marker or key.endswith("." + marker):
+                return layout
+    return None
+
+
+def vision_transformer(
+    cfg: DictConfig, num_classes: int, in_channels: int, image_size: int, layout: str | None = None
+) -> nn.Module:
+    """ViT-B/16 (or the size the config gives) in the layout of its weights file, torchvision's or timm's;
+    `layout` names it where the weights come from elsewhere (a run's checkpoint); torchvision's from scratch."""
     state = read_weights(cfg.weights, "vit_b_16") if cfg.weights else None
     if in_channels != 3:
         raise UserError(f"model={cfg.name} takes RGB images; the data set has {in_channels} channel(s)")
-    if state is None or "conv_proj.weight" in state:
-        from torchvision.models.vision_transformer import VisionTransformer
-
-        model = VisionTransformer(
-            image_size, cfg.patch_size, cfg.layers, cfg.heads, cfg.hidden_dim, cfg.mlp_dim, num_classes=num_classes
-        )
-    elif "patch_embed.proj.weight" in state:
+    if state is not None:
+        layout = vit_layout(state)
+        if layout is None:
+            raise UserError(
+                f"'{cfg.weights}' holds neither torchvision's nor timm's ViT weights (conv_proj / patch_embed)"
+            )
+    if layout == "timm":
         from timm.models.vision_transformer import VisionTransformer
 
         model = VisionTransformer(
@@ -97,7 +115,11 @@ def vision_transformer(cfg: DictConfig, num_classes: int, in_channels: int, imag
             num_classes=num_classes,
         )
     else:
-        raise UserError(f"'{cfg.weights}' holds neither torchvision's nor timm's ViT weights (conv_proj / patch_embed)")
+        from torchvision.models.vision_transformer import VisionTransformer
+
+        model = VisionTransformer(
+            image_size, cfg.patch_size, cfg.layers, cfg.heads, cfg.hidden_dim, cfg.mlp_dim, num_classes=num_classes
+        )
     if state is not None:
         load_backbone(model, state, "vit_b_16")
         head = classifier(model)  # a zero head, as the ViT paper fine-tunes
