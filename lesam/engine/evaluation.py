@@ -30,7 +30,7 @@ def evaluate(
     added up, so every process returns the result over the whole set.
     """
     model.eval()
-    losses = [torch.zeros(0, device=device)]
+    losses = [torch.zeros(0, device=device)]  # each batch's per-sample losses (a process may get no batch)
     correct = torch.zeros((), device=device, dtype=torch.float64)
     hits = torch.zeros(2, num_classes or 0, device=device, dtype=torch.float64)  # correct, seen per class
     for inputs, labels in loader:
@@ -40,15 +40,16 @@ def evaluate(
         with autocast:
             logits = model(inputs)
         losses.append(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none"))
-        correct += (logits.argmax(dim=1) == labels).sum()
+        right = (logits.argmax(dim=1) == labels).double()
+        correct += right.sum()
         if num_classes:
-            hits[0].index_add_(0, labels, (logits.argmax(dim=1) == labels).double())
-            hits[1].index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
+            hits[0].index_add_(0, labels, right)
+            hits[1].index_add_(0, labels, torch.ones_like(right))
     per_sample = torch.cat(losses).double()
     sums = distributed.all_reduce(torch.stack([per_sample.sum(), correct, per_sample.new_tensor(len(per_sample))]))
-    loss, correct, samples = sums.tolist()
+    loss_sum, correct_sum, samples = sums.tolist()
     samples = max(samples, 1)
-    record = {"test_loss": loss / samples, "test_acc": 100.0 * correct / samples}
+    record = {"test_loss": loss_sum / samples, "test_acc": 100.0 * correct_sum / samples}
     if num_classes:
         hits = distributed.all_reduce(hits)
         record["class_acc"] = [100.0 * c / n if n else None for c, n in zip(*hits.tolist(), strict=True)]

@@ -128,21 +128,21 @@ def check_run_mode(hydra: DictConfig) -> None:
     if hydra.mode != RunMode.RUN:
         return
     for group, plain in MULTIRUN_ONLY.items():
-        choice = hydra.runtime.choices.get(group)
-        if choice != plain:
+        chosen = hydra.runtime.choices.get(group)
+        if chosen != plain:
             raise UserError(
-                f"{group}={choice} acts only in a multirun: add -m (python train.py -m {group}={choice} ...)"
+                f"{group}={chosen} acts only in a multirun: add -m (python train.py -m {group}={chosen} ...)"
             )
 
 
 def check_names(cfg: DictConfig, choices: Mapping[str, str | None]) -> None:
     """A group's `name` must be the option chosen for the group (each file's `name` is its own): `optimizer.name=sam`
     under optimizer=lesam would build SAM from LE-SAM's keys, with a radius no config holds."""
-    for group, choice in choices.items():
+    for group, chosen in choices.items():
         name = OmegaConf.select(cfg, f"{group}.name", default=None) if group in cfg else None
-        if choice is not None and name is not None and name != choice:
+        if chosen is not None and name is not None and name != chosen:
             raise UserError(
-                f"{group}.name={name} disagrees with {group}={choice}; "
+                f"{group}.name={name} disagrees with {group}={chosen}; "
                 f"choose {group}={name} instead of setting {group}.name"
             )
 
