@@ -24,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv: the pinned requirements.txt, then this package in place (pip install -e .)
 
-test: $(STAMP)  ## run the test suite (CPU, about 12 minutes on two cores)
+test: $(STAMP)  ## run the test suite on the CPU: about 10 minutes on two idle cores (about 40 when other work shares them)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)  ## run the long tests too (about 7 more minutes: kills at every moment, SLURM, the smokes)
@@ -34,7 +34,7 @@ lint: $(STAMP)  ## check style (ruff)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test accuracies
+demo: $(STAMP)  ## LE-SAM vs SGD on Fashion-MNIST on the CPU, then their test accuracies: about 5 minutes on two idle cores (about 10 when other work shares them)
 	$(PY) train.py -m experiment=demo optimizer=sgd,lesam
 	$(PY) scripts/compare.py outputs/demo
 

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from lesam.data.image_folder import imagenet
+from lesam.engine.cli import quiet_when_the_reader_leaves
 
 
 def write_jpegs(root: Path, images: int, classes: int = 10) -> None:
@@ -52,6 +53,7 @@ def images_per_second(root: Path, workers: int, batch_size: int, batches: int) -
     return seen / (time.perf_counter() - start)
 
 
+@quiet_when_the_reader_leaves
 def main() -> None:
     """Print images/s for each worker count."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

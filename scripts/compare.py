@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lesam.engine.cli import quiet_when_the_reader_leaves
 from lesam.report import load_runs
 
 
+@quiet_when_the_reader_leaves
 def main(root: str) -> None:
     """One line per run: data set, model, optimizer, seed, test accuracy, epochs and minutes."""
     runs = load_runs(Path(root))

@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 from lesam.core.paths import PROJECT
-from lesam.engine.cli import explain, fail
+from lesam.engine.cli import explain, fail, quiet_when_the_reader_leaves
 from lesam.report.figures import FIGURES, dry_listing, figure_runs, make_figure
 from lesam.report.plan import DEFAULT_ROOT
 
 
+@quiet_when_the_reader_leaves
 def main(argv: list[str]) -> None:
     """Print the figure's commands (--dry) or draw it as PNG and PDF."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

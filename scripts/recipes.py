@@ -10,12 +10,13 @@ import argparse
 import sys
 
 from lesam.core.errors import UserError
-from lesam.engine.cli import fail
+from lesam.engine.cli import fail, quiet_when_the_reader_leaves
 from lesam.report.make_table import resolve
 from lesam.report.plan import composer
 from lesam.report.recipes import recipe_table
 
 
+@quiet_when_the_reader_leaves
 def main(argv: list[str]) -> None:
     """Print the table's recipes as Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lesam.engine.cli import fail
+from lesam.engine.cli import fail, quiet_when_the_reader_leaves
 from lesam.report.smoke import smoke
 
 MARKER = ".smoke"  # only a folder that holds it is cleared
@@ -26,6 +26,7 @@ def fresh(root: Path) -> None:
     (root / MARKER).touch()
 
 
+@quiet_when_the_reader_leaves
 def main(argv: list[str]) -> int:
     """Run the smoke; 1 when a preset or a table failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

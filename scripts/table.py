@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lesam.core.errors import UserError
 from lesam.core.paths import PROJECT
-from lesam.engine.cli import fail
+from lesam.engine.cli import fail, quiet_when_the_reader_leaves
 from lesam.report.make_table import Options, make_table
 
 
@@ -38,6 +38,7 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     return args.table, options
 
 
+@quiet_when_the_reader_leaves
 def main(argv: list[str]) -> int:
     """Run the table command from the project folder; a user mistake ends in one line and status 2."""
     name, options = parse(argv)

@@ -1,5 +1,7 @@
 """A corrupt, foreign or unsafe last.pt is reported with its path and left untouched; nothing written is lost."""
 
+import random
+
 import pytest
 import torch
 
@@ -40,6 +42,17 @@ def test_a_truncated_checkpoint_is_reported(tmp_path):
     cfg, folder = finished_run(tmp_path)
     folder.checkpoint.write_bytes(folder.checkpoint.read_bytes()[:1000])
     assert "cannot read" in restart(cfg, folder)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_bytes_are_called_not_a_checkpoint_not_a_pickled_object(tmp_path, seed):
+    folder = RunFolder(tmp_path)
+    folder.checkpoint.write_bytes(random.Random(seed).randbytes(4096))
+    with pytest.raises(UserError) as error:
+        folder.load_checkpoint()
+    message = str(error.value)
+    assert message.startswith(f"cannot read '{folder.checkpoint}': it is not a file torch.save wrote"), message
+    assert "pickled" not in message
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):

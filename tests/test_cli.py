@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,12 @@ def train(tmp_path, *overrides, env=None):
             "trainer.batch_size=33 is larger than the training set (32 images)",
         ),
         (["hydra/launcher=slurmm"], "unknown hydra/launcher 'slurmm'; choose one of: basic, slurm, slurm_cpu"),
+        (["sweep=seeds"], "sweep=seeds acts only in a multirun: add -m (python train.py -m sweep=seeds ...)"),
+        (
+            ["model=wrn28_10", "model.name=resnet18"],
+            "model.name=resnet18 disagrees with model=wrn28_10; choose model=resnet18 instead of setting model.name",
+        ),
+        ([f"+trainer.{'b' * 300}=1"], f"unknown key 'trainer.{'b' * 32}...' (308 characters): file name too long;"),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, overrides, needle):
@@ -51,6 +58,37 @@ def test_only_a_true_hydra_full_error_shows_the_traceback(tmp_path, value, debug
         assert result.returncode != 0 and "Traceback (most recent call last)" in result.stderr, result.stderr
     else:
         assert "unknown optimizer 'lesma'" in error_line(result)
+
+
+def test_hydra_full_error_shows_the_traceback_of_a_mistake_the_run_finds_too(tmp_path):
+    """The config checks run inside the run, where Hydra is done: HYDRA_FULL_ERROR holds there as well."""
+    result, _ = train(tmp_path, "model=small_cnn", "optimizer.delta=-1", env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback (most recent call last)" in result.stderr, result.stderr
+    assert "UserError: optimizer.delta=-1 must be >= 0" in result.stderr
+
+
+def test_an_empty_output_root_is_one_line_and_writes_nothing_into_the_root_folder():
+    before = set(Path("/").glob("synthetic-mlp-*"))  # the run's folder would be /<run id>
+    result = run_command([sys.executable, "train.py", "output_root=", *QUICK_RUN])
+    assert "output_root='' must name a folder other than /" in error_line(result)
+    assert set(Path("/").glob("synthetic-mlp-*")) == before
+
+
+def test_a_listing_piped_into_a_reader_that_leaves_ends_quietly(tmp_path):
+    """As `make table1 DRY=1 | head`: every script's main is wrapped the same way (here compare.py's)."""
+    config = tmp_path / "run" / ".hydra" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("dataset: {name: synthetic}\nmodel: {name: mlp}\noptimizer: {name: sgd}\nseed: 0\n")
+    listing = subprocess.Popen(
+        [sys.executable, "scripts/compare.py", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listing.stdout.close()  # the reader is gone before the first line
+    _, stderr = listing.communicate(timeout=300)
+    assert listing.returncode == 0 and stderr == "", stderr
 
 
 @pytest.mark.parametrize(

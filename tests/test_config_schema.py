@@ -3,10 +3,14 @@
 import sys
 
 import pytest
+from hydra import compose
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from conftest import compose_config, error_line, run_command
+from conftest import CONFIGS, compose_config, error_line, run_command
 from lesam.core.errors import UserError
-from lesam.engine.validate import validate
+from lesam.engine.validate import check_run_mode, validate
+from lesam.report.plan import composer
 
 QUICK = ["debug=smoke", "model=mlp"]
 
@@ -40,12 +44,23 @@ def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
         (["trainer.nonfinite_window=0"], "trainer.nonfinite_window=0 must be an integer >= 1"),
         (["optimizer.momentum=1.5"], "optimizer.momentum=1.5 must be in [0, 1)"),
         (["+model.hiden=[8]"], "unknown key 'model.hiden'"),
+        (["seed=99999999999999999999999"], "seed=99999999999999999999999 must be an integer from 0 to 4294967295"),
+        (["dataset.num_classes=0"], "dataset.num_classes=0 must be an integer >= 2"),
+        (["model=mlp", "model.hidden=[-5]"], "model.hidden=[-5] must be a list of integers >= 1"),
+        (["debug=smoke", "dataset.num_test=0"], "dataset.num_test=0 must be an integer >= 1 (a run ends with a test)"),
+        (["output_root=/"], "output_root='/' must name a folder other than /"),
     ],
 )
 def test_schema_and_ranges_name_the_key(overrides, line):
     with pytest.raises(UserError) as error:
         validate(compose_config(overrides))
     assert line in str(error.value)
+
+
+def compose_with_hydra(overrides: list[str]) -> DictConfig:
+    """The config with Hydra's node, which a multirun's check of its jobs validates."""
+    with composer():
+        return compose("config", overrides, return_hydra_config=True)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +75,42 @@ def test_schema_and_ranges_name_the_key(overrides, line):
 )
 def test_good_configs_pass(overrides):
     validate(compose_config(overrides))
+    validate(compose_with_hydra(overrides))  # as a multirun checks it: with the choices of each group
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["optimizer.name=sam"], "optimizer.name=sam disagrees with optimizer=lesam; choose optimizer=sam instead"),
+        (["model=wrn28_10", "model.name=resnet18"], "model.name=resnet18 disagrees with model=wrn28_10"),
+        (["dataset.name=cifar100"], "dataset.name=cifar100 disagrees with dataset=cifar10"),
+    ],
+)
+def test_a_name_that_disagrees_with_its_group_is_refused(overrides, line):
+    with pytest.raises(UserError) as error:
+        validate(compose_with_hydra(overrides))
+    assert line in str(error.value)
+
+
+def test_each_config_file_is_named_for_itself():
+    """A group's `name` is checked against the option chosen: each file's `name` must be its own."""
+    named = {path: OmegaConf.load(path).get("name") for path in CONFIGS.glob("*/*.yaml")}
+    assert [path for path, name in named.items() if name is not None and name != path.stem] == []
+    assert sum(name is not None for name in named.values()) > 30
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["sweep=delta"], "sweep=delta acts only in a multirun: add -m (python train.py -m sweep=delta ...)"),
+        (["hydra/launcher=slurm"], "hydra/launcher=slurm acts only in a multirun: add -m"),
+    ],
+)
+def test_multirun_choices_without_m_are_refused(overrides, line):
+    hydra = compose_with_hydra(overrides).hydra
+    hydra.mode = RunMode.MULTIRUN
+    check_run_mode(hydra)  # with -m: the choice acts
+    hydra.mode = RunMode.RUN
+    with pytest.raises(UserError) as error:
+        check_run_mode(hydra)
+    assert line in str(error.value)

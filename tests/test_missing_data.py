@@ -1,7 +1,9 @@
 """Data a run needs but cannot find: one line with what to get and where it goes, and no folder left behind.
 Nothing here touches the network: downloads are off, or torchvision's download is made to fail."""
 
+import socket
 import sys
+import threading
 from urllib.error import URLError
 
 import pytest
@@ -11,7 +13,7 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config, error_line, run_command
 from lesam.core.errors import UserError
-from lesam.data import build_data
+from lesam.data import build_data, datasets
 
 
 def test_the_demo_without_its_data_names_the_package_and_the_download(tmp_path):
@@ -52,12 +54,9 @@ def test_missing_data_says_what_to_get_and_where(tmp_path, overrides, words):
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_a_failed_download_leaves_no_folder(tmp_path, monkeypatch):
-    def offline(url, *args, **kwargs):
-        raise URLError("no network here")
-
-    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
-    cfg = OmegaConf.create(
+def fashion_mnist_download(tmp_path):
+    """A Fashion-MNIST config that downloads into tmp_path/data/fm (the Debian package's folder is empty)."""
+    return OmegaConf.create(
         {
             "name": "fashion_mnist",
             "root": str(tmp_path / "data" / "fm"),
@@ -66,6 +65,14 @@ def test_a_failed_download_leaves_no_folder(tmp_path, monkeypatch):
             "num_classes": 10,
         }
     )
+
+
+def test_a_failed_download_leaves_no_folder(tmp_path, monkeypatch):
+    def offline(url, *args, **kwargs):
+        raise URLError("no network here")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    cfg = fashion_mnist_download(tmp_path)
     with pytest.raises(UserError) as error:
         build_data(cfg)
     message = str(error.value)
@@ -90,3 +97,24 @@ def test_a_cifar_file_that_fails_its_checksum_is_named(tmp_path, monkeypatch, do
     assert message.startswith(f"'{folder / 'data_batch_2'}' is not the original cifar10 file"), message
     assert "MD5 checksum" in message and "delete it" in message and "\n" not in message
     assert ("no network here" in message) == download
+
+
+def test_a_stalled_download_times_out_with_one_line(tmp_path, monkeypatch):
+    """A server that takes the connection and never answers: the download gives up, naming what to get and where."""
+    server = socket.create_server(("127.0.0.1", 0))  # the kernel accepts connections; nobody answers them
+    ends_anyway = threading.Timer(20, server.close)  # without a timeout, a reset connection ends the wait instead
+    ends_anyway.start()
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", 0.5)
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "mirrors", [f"http://127.0.0.1:{server.getsockname()[1]}/"])
+    try:
+        with pytest.raises(UserError) as error:
+            build_data(fashion_mnist_download(tmp_path))
+    finally:
+        ends_anyway.cancel()
+        server.close()
+    message = str(error.value)
+    assert message.startswith("could not download fashion_mnist") and "sent nothing for 0.5 s" in message, message
+    folder = tmp_path / "data" / "fm" / "FashionMNIST" / "raw"
+    assert all(words in message for words in (f"'{folder}'", "train-images-idx3-ubyte", "dataset-fashion-mnist"))
+    assert "\n" not in message and not (tmp_path / "data").exists()
+    assert socket.getdefaulttimeout() is None  # the process's other sockets keep waiting as they did

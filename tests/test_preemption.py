@@ -96,6 +96,7 @@ def test_the_previous_handler_runs_after_the_checkpoint(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_to_train_py_exits_with_one_line(signum, tmp_path):
+    """The stop is said once, in the run's log (stdout and train.log), not again on stderr."""
     overrides = smoke_overrides(
         tmp_path, "model=mlp", *TINY["mlp"], "optimizer=lesam", "dataset.num_train=1024", "trainer.epochs=20"
     )
@@ -106,11 +107,13 @@ def test_a_stop_signal_to_train_py_exits_with_one_line(signum, tmp_path):
         if line.startswith("epoch 1:"):
             train.send_signal(signum)  # SIGINT: what Ctrl-C sends
             break
-    _, stderr = train.communicate(timeout=300)
-    lines = [x for x in stderr.splitlines() if x.strip()]
+    stdout, stderr = train.communicate(timeout=300)
+    lines = [x for x in stdout.splitlines() if x.startswith("stopped by")]
     assert train.returncode == 128 + signum, stderr  # 143 for SIGTERM, 130 for Ctrl-C
-    assert len(lines) == 1 and lines[0].startswith(f"stopped by {signum.name} after step "), stderr
+    assert len(lines) == 1 and lines[0].startswith(f"stopped by {signum.name} after step "), stdout
+    assert not stderr.strip(), stderr
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (folder / "train.log").read_text().count(lines[0]) == 1
     assert f"wrote {folder / 'last.pt'}" in lines[0]
     state = torch.load(folder / "last.pt", weights_only=True)["trainer"]
     assert f"after step {state['step']}:" in lines[0] and state["step"] > 64  # past epoch 1

@@ -1,8 +1,10 @@
-"""The README's Python example runs as written, and every relative link of the docs points to a file."""
+"""The README's Python example runs as written, every relative link of the docs points to a file, and the
+README and `make help` state the same times."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +68,15 @@ def test_relative_links_resolve(page: Path) -> None:
         elif fragment and file.suffix == ".md" and fragment not in map(anchor, HEADING.findall(prose(file))):
             broken.append(f"{target} (no such heading)")
     assert not broken, f"{page.name}: broken links: {broken}"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", ["demo", "test"])
+def test_readme_and_make_help_give_the_same_time_on_idle_and_on_shared_cores(target: str) -> None:
+    """The measured time holds on idle cores only: both say so, with the time when other work shares them."""
+    time = r"about \d+ minutes on two idle cores \(about \d+ when other work shares them\)"
+    in_readme = re.search(rf"`make {target}` in ({time})", README.read_text().replace("\n", " "))
+    shown = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    in_help = re.search(rf"^  make {target} .*?({time})$", shown, re.M)
+    assert in_readme and in_help, (in_readme, in_help)
+    assert in_readme.group(1) == in_help.group(1)

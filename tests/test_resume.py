@@ -1,5 +1,7 @@
 """A run stopped after epoch 1 and started again ends exactly as an uninterrupted run."""
 
+import logging
+
 import pytest
 import torch
 
@@ -41,6 +43,16 @@ def test_resume_after_epoch_one_matches_an_uninterrupted_run(optimizer, tmp_path
         run_folder.RunFolder(tmp_path / "parts").read_metrics()
     )
     assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
+
+
+def test_a_finished_run_says_to_delete_its_folder_to_train_again(tmp_path, caplog):
+    """Deleting final.json alone would only rewrite it from last.pt, which is at the end (docs/runs.md)."""
+    folder = run_folder.RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_final({"test_acc": 50.0})
+    caplog.set_level(logging.INFO, logger="lesam")
+    assert run(compose_config(smoke_overrides(tmp_path)), folder=folder.path) == {"test_acc": 50.0}
+    assert f"finished already: {folder.path} (delete the folder to train it again)" in caplog.text
 
 
 def test_finished_run_is_skipped(tmp_path):

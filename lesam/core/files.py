@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import secrets
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 from lesam.core.errors import UserError
 
+LEGACY_TORCH_FILE = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)  # how torch.save began a file before 1.6
 TEMPORARY = ".*.tmp"  # the names of atomic writes in progress (left behind by a process killed while writing)
 
 
@@ -99,7 +101,8 @@ def load_weights(path: Path, advice: str) -> Any:
             from safetensors.torch import load_file
 
             return load_file(path, device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if _saved_by_torch(path):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise UserError(
             f"refused to load '{path}': it is not made of tensors and plain containers alone (a pickled object "
@@ -107,3 +110,12 @@ def load_weights(path: Path, advice: str) -> Any:
         ) from error
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
         raise UserError(f"cannot read '{path}' ({type(error).__name__}: corrupt or truncated?); {advice}") from error
+    raise UserError(f"cannot read '{path}': it is not a file torch.save wrote (corrupt or truncated?); {advice}")
+
+
+def _saved_by_torch(path: Path) -> bool:
+    """Whether `path` begins as torch.save's files do: a zip archive, or (before PyTorch 1.6) a pickled magic number."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as file:
+        return file.read(len(LEGACY_TORCH_FILE)) == LEGACY_TORCH_FILE

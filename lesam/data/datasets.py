@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ CIFAR_STATS = {
 }
 # basic: crop (pad 4) + flip; cutout adds Cutout(16) as the ESAM code; reflect pads by reflection (Zhang et al. 2024)
 CIFAR_AUGMENTS = ("none", "basic", "cutout", "reflect")
+DOWNLOAD_TIMEOUT = 60.0  # seconds a download waits for the server's next bytes (urllib alone would wait for good)
 FASHION_STATS = ((0.2860,), (0.3530,))
 FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -159,7 +161,8 @@ def torchvision_errors(cfg: DictConfig) -> Iterator[None]:
     where = f"set dataset.root to the folder that holds {source.folder}/"
     alternative = source.alternative.format(package_root=cfg.get("package_root"))
     try:
-        yield
+        with download_timeout():
+            yield
     except (RuntimeError, OSError) as error:
         if new:
             shutil.rmtree(new[-1], ignore_errors=True)
@@ -202,3 +205,16 @@ def checksum_errors(cfg: DictConfig, cls: type) -> Iterator[None]:
             f"{download}; delete it, then download {source.url} again (dataset.download=true does it) "
             "or put the original file there"
         ) from error
+
+
+@contextmanager
+def download_timeout() -> Iterator[None]:
+    """Give up a download (torchvision's, through urllib) whose server sends nothing for DOWNLOAD_TIMEOUT seconds."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    try:
+        yield
+    except TimeoutError as error:
+        raise TimeoutError(f"the server sent nothing for {DOWNLOAD_TIMEOUT:g} s") from error
+    finally:
+        socket.setdefaulttimeout(previous)

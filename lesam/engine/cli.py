@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import select
 import signal
 import sys
 import sysconfig
@@ -23,6 +24,7 @@ from lesam.engine.preemption import Interrupted
 EXIT_USER_ERROR = 2
 EXIT_JOBS_FAILED = 1  # a multirun in which some jobs failed
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # as a shell reports a process ended by Ctrl-C
+tracebacks_asked = False  # HYDRA_FULL_ERROR as the user set it: launch reads it before giving Hydra its own value
 T = TypeVar("T")
 
 
@@ -38,16 +40,24 @@ def explain(error: BaseException, command: str = "train.py") -> str | None:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
         return f"unknown {group} '{choice}'; choose one of: {', '.join(sorted(error.options))}"
     if isinstance(error.__cause__, ConfigAttributeError | ConfigKeyError) and error.__cause__.full_key:
-        key = error.__cause__.full_key
-        return f"unknown key '{key}'; check its spelling (`python {command} --cfg job` lists the keys)"
+        return _unknown_key(error.__cause__.full_key, command)
     if isinstance(error, ConfigCompositionException | OverrideParseException | OmegaConfBaseException):
         first = str(error).strip().splitlines()[0]
         return f"{first}; check the override against `python {command} --cfg job`"
-    if isinstance(error, OSError) and _raised_by_hydra(error):  # hydra creating the run folder
+    hydra_file = _innermost_hydra_file(error) if isinstance(error, OSError) else None
+    if hydra_file is not None and "config_source" in Path(hydra_file).name:  # an override's key looked up as a file
+        return _unknown_key(Path(str(error.filename)).name, command, f": {str(error.strerror).lower()}")
+    if hydra_file is not None:  # hydra creating the run folder
         return (
             f"cannot create the run folder '{error.filename}' ({error.strerror}); set output_root=<a writable folder>"
         )
     return None
+
+
+def _unknown_key(key: str, command: str, reason: str = "") -> str:
+    """The line for a key no config defines; a long key is cut short."""
+    shown = f"'{key}'" if len(key) <= 60 else f"'{key[:40]}...' ({len(key)} characters)"
+    return f"unknown key {shown}{reason}; check its spelling (`python {command} --cfg job` lists the keys)"
 
 
 def _user_error_within(error: BaseException) -> UserError | None:
@@ -57,12 +67,12 @@ def _user_error_within(error: BaseException) -> UserError | None:
     return error
 
 
-def _raised_by_hydra(error: BaseException) -> bool:
-    """Whether the innermost frame of the traceback outside the standard library is Hydra's."""
+def _innermost_hydra_file(error: BaseException) -> str | None:
+    """The file of the traceback's innermost frame outside the standard library, if that file is Hydra's."""
     stdlib = sysconfig.get_paths()["stdlib"]
     files = [f.f_code.co_filename for f, _ in traceback.walk_tb(error.__traceback__)]
     outside = [f for f in files if not f.startswith(stdlib)]
-    return bool(outside) and f"{os.sep}hydra{os.sep}" in outside[-1]
+    return outside[-1] if outside and f"{os.sep}hydra{os.sep}" in outside[-1] else None
 
 
 def fail(message: str, status: int = EXIT_USER_ERROR) -> None:
@@ -90,16 +100,14 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     def wrapped(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
-        except Interrupted as stop:  # last.pt is written: a clean stop, not a failure of the code
-            if distributed.is_main():
-                print(str(stop), file=sys.stderr)
+        except Interrupted as stop:  # last.pt is written and the run has said so: a clean stop, not a failure
             sys.exit(stop.exit_status)
         except KeyboardInterrupt:  # a second Ctrl-C: no wait for a checkpoint
             if distributed.is_main():
                 print("aborted by Ctrl-C; the run folder keeps the last checkpoint written", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
         except Exception as error:
-            message = task_error(error)
+            message = None if tracebacks_asked else task_error(error)
             if sweep.in_multirun():
                 sweep.job_failed(error, message)  # recorded: the launcher goes on with the next job
                 return None
@@ -117,19 +125,45 @@ def full_error_asked() -> bool:
 
 def launch(main: Callable[[], None]) -> None:
     """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
+    global tracebacks_asked
     register_resolvers()
-    debug = full_error_asked()
+    tracebacks_asked = full_error_asked()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report
     try:
-        main()
+        quiet_when_the_reader_leaves(main)()  # `python train.py --cfg job | head`: the reader has what it wanted
     except sweep.SweepRefused as refused:
         fail(str(refused))
     except sweep.JobFailed as error:  # a job of a launcher's process, handed back once every job has run
         fail(str(error), EXIT_JOBS_FAILED)
     except Exception as error:  # noqa: BLE001 - anything not a user mistake is re-raised
-        message = None if debug else explain(error, Path(sys.argv[0]).name)
+        message = None if tracebacks_asked else explain(error, Path(sys.argv[0]).name)
         if message is None:
             raise
         fail(message)
     if sweep.FAILED:
         fail("\n".join(sweep.FAILED), EXIT_JOBS_FAILED)
+
+
+def quiet_when_the_reader_leaves(main: Callable[..., T]) -> Callable[..., T | int]:
+    """Wrap a script's main: a reader that stops reading its output (`| head`) ends it quietly, with status 0."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> T | int:
+        try:
+            result = main(*args, **kwargs)
+            sys.stdout.flush()  # a broken pipe shows here, not in Python's flush at exit
+            return result
+        except BrokenPipeError:
+            if not _stdout_closed_by_its_reader():
+                raise  # another pipe: a failure, not the reader's choice
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python's flush at exit fails again
+            return 0
+
+    return wrapped
+
+
+def _stdout_closed_by_its_reader() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on the writing end)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 
 from lesam.data.fixed_batches import Batches
 from lesam.engine import distributed
-from lesam.engine.epoch_stats import EpochStats
 
 
 @torch.no_grad()
@@ -24,12 +23,15 @@ def evaluate(
 ) -> dict:
     """`test_loss` and `test_acc` (percent) of `model` in eval mode; one host read at the end.
 
+    Each sample's loss is kept and all are added up at once, in float64: how the set is cut into
+    batches does not change the sum (trainer.eval_batch_size is operational).
     With `num_classes`, also `class_acc`: each class's accuracy (percent; None for a class not tested).
     With several processes each tests the part of the loader that is its own and the sums are
     added up, so every process returns the result over the whole set.
     """
     model.eval()
-    stats = EpochStats(device)
+    losses = [torch.zeros(0, device=device)]  # each batch's per-sample losses (a process may get no batch)
+    correct = torch.zeros((), device=device, dtype=torch.float64)
     hits = torch.zeros(2, num_classes or 0, device=device, dtype=torch.float64)  # correct, seen per class
     for inputs, labels in loader:
         inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -37,12 +39,17 @@ def evaluate(
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with autocast:
             logits = model(inputs)
-        stats.add_batch(torch.nn.functional.cross_entropy(logits.float(), labels), logits, labels)
+        losses.append(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none"))
+        right = (logits.argmax(dim=1) == labels).double()
+        correct += right.sum()
         if num_classes:
-            hits[0].index_add_(0, labels, (logits.argmax(dim=1) == labels).double())
-            hits[1].index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
-    stats.all_reduce()
-    record = stats.read("test")
+            hits[0].index_add_(0, labels, right)
+            hits[1].index_add_(0, labels, torch.ones_like(right))
+    per_sample = torch.cat(losses).double()
+    sums = distributed.all_reduce(torch.stack([per_sample.sum(), correct, per_sample.new_tensor(len(per_sample))]))
+    loss_sum, correct_sum, samples = sums.tolist()
+    samples = max(samples, 1)
+    record = {"test_loss": loss_sum / samples, "test_acc": 100.0 * correct_sum / samples}
     if num_classes:
         hits = distributed.all_reduce(hits)
         record["class_acc"] = [100.0 * c / n if n else None for c, n in zip(*hits.tolist(), strict=True)]

@@ -77,7 +77,7 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
 
 
 def _finished(folder: RunFolder) -> dict:
-    log.info("finished already: %s (delete final.json to run it again)", folder.path)
+    log.info("finished already: %s (delete the folder to train it again)", folder.path)
     return folder.read_final()
 
 
@@ -152,7 +152,8 @@ def _epoch_or_stop(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds
         folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
         distributed.barrier()  # no process leaves before rank 0 has written last.pt
         stop.checkpoint = folder.checkpoint
-        log.warning("%s", stop)
+        if distributed.is_main():  # the one line the run ends with, before a requeueing handler may end the process
+            log.warning("%s", stop)
         STOP.hand_on(stop.signum)  # under submitit: requeue the job
         raise
 

@@ -1,8 +1,9 @@
 """Checks of a composed config, run before anything is built or written.
 
-Three parts: no key deleted on the command line (`~key`), the schema (every key of a group node,
-e.g. `trainer.epochs`, must be defined by a file of that group under configs/, with a value of the
-same type), then the ranges below.
+In order: no key deleted on the command line (`~key`), multirun-only choices only with `-m`, each
+group's `name` the option chosen for it, the schema (every key of a group node, e.g. `trainer.epochs`,
+must be defined by a file of that group under configs/, with a value of the same type), then the
+ranges below.
 Hydra itself rejects an unknown key on the command line; the schema also catches one added with
 `+key=...` or misspelt in an experiment preset, which Hydra would merge without a word.
 """
@@ -10,9 +11,11 @@ Hydra itself rejects an unknown key on the command line; the schema also catches
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lesam.core.errors import UserError
@@ -20,6 +23,9 @@ from lesam.core.paths import CONFIGS
 from lesam.engine import distributed
 
 _MISSING = object()
+# NumPy's seed range; torch's 64-bit generators then take every epoch's seed too (seed * 1_000_003 + epoch)
+SEED_LIMIT = 2**32
+MULTIRUN_ONLY = {"sweep": None, "hydra/launcher": "basic"}  # group -> its choice in a run without -m
 KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list"}
 ALSO = {"trainer.cuda_graph": {"bool"}}  # kinds a key takes besides its files' (auto, or true/false)
 
@@ -31,8 +37,9 @@ def choice(*options: str) -> tuple[Callable[[Any], bool], str]:
 
 # key -> (test, what the value must be, optional hint); keys absent from a config are skipped
 Rules = dict[str, tuple[Callable[[Any], bool], str] | tuple[Callable[[Any], bool], str, str]]
+SEED = (lambda v: isinstance(v, int) and 0 <= v < SEED_LIMIT, f"must be an integer from 0 to {SEED_LIMIT - 1}")
 RULES: Rules = {
-    "seed": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
+    "seed": SEED,
     "optimizer.lr": (lambda v: v > 0, "must be > 0"),
     "optimizer.momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "optimizer.weight_decay": (lambda v: v >= 0, "must be >= 0"),
@@ -80,6 +87,18 @@ RULES: Rules = {
     "trainer.lpf.sigma": (lambda v: v >= 0, "must be >= 0"),
     "trainer.lpf.samples": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "trainer.lpf.batches": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "output_root": (lambda v: isinstance(v, str) and v.strip("/ ") != "", "must name a folder other than /"),
+    "dataset.seed": SEED,
+    "dataset.split_seed": SEED,
+    "dataset.num_classes": (lambda v: isinstance(v, int) and v >= 2, "must be an integer >= 2"),
+    "dataset.num_train": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "dataset.num_test": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1 (a run ends with a test)"),
+    "dataset.image_size": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "dataset.channels": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "model.hidden": (lambda v: all(isinstance(w, int) and w >= 1 for w in v), "must be a list of integers >= 1"),
+    "model.width": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "model.widen_factor": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "model.dropout": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
 }
 
 
@@ -90,8 +109,43 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
     """Raise a UserError naming the first key of a run's config that is deleted, unknown, of the wrong type, or
     out of range; `overrides` are the command line's."""
     check_kept(overrides)
+    hydra = _hydra_node(cfg)
+    if hydra is not None:
+        check_run_mode(hydra)
+        check_names(cfg, hydra.runtime.choices)
     check_schema(cfg)
     check_ranges(cfg, RULES)
+
+
+def _hydra_node(cfg: DictConfig) -> DictConfig | None:
+    """Hydra's part of the config: in `cfg` when a multirun checks its jobs, else the running job's; None without."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def check_run_mode(hydra: DictConfig) -> None:
+    """A sweep preset and a launcher act only in a multirun: without `-m` Hydra would drop them and train one run."""
+    if hydra.mode != RunMode.RUN:
+        return
+    for group, plain in MULTIRUN_ONLY.items():
+        chosen = hydra.runtime.choices.get(group)
+        if chosen != plain:
+            raise UserError(
+                f"{group}={chosen} acts only in a multirun: add -m (python train.py -m {group}={chosen} ...)"
+            )
+
+
+def check_names(cfg: DictConfig, choices: Mapping[str, str | None]) -> None:
+    """A group's `name` must be the option chosen for the group (each file's `name` is its own): `optimizer.name=sam`
+    under optimizer=lesam would build SAM from LE-SAM's keys, with a radius no config holds."""
+    for group, chosen in choices.items():
+        name = OmegaConf.select(cfg, f"{group}.name", default=None) if group in cfg else None
+        if chosen is not None and name is not None and name != chosen:
+            raise UserError(
+                f"{group}.name={name} disagrees with {group}={chosen}; "
+                f"choose {group}={name} instead of setting {group}.name"
+            )
 
 
 def check_kept(overrides: Sequence[str]) -> None:
