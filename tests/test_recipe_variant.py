@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from test_aggregate import write_run
 
-from conftest import compose_config, error_line, run_command
+from conftest import compose_config, run_command
 from lesam.core.errors import UserError
 from lesam.core.run_id import run_id, semantic_config
 from lesam.engine.validate import validate
@@ -143,7 +143,6 @@ def test_make_table_dry_gives_each_run_the_variant_and_refuses_it_elsewhere():
     argv = ["make", "-s", "table4", "DRY=1", "VARIANT=authors", f"PY={sys.executable}", "STAMP=Makefile"]
     lines = run_command(argv).stdout.splitlines()
     assert len(lines) == 27 and all(line.endswith(" recipe_variant=authors") for line in lines)
-    result = run_command([sys.executable, "scripts/table.py", "table2", "--dry", "--variant", "authors"])
-    assert error_line(result) == (
-        "error: VARIANT=authors: table2 has recipe variant paper; choose one, or leave VARIANT out"
-    )
+    with pytest.raises(UserError) as error:
+        make_table("table2", Options(dry=True, variant="authors"))
+    assert str(error.value) == "VARIANT=authors: table2 has recipe variant paper; choose one, or leave VARIANT out"
