@@ -5,8 +5,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help setup test test-slow lint demo bench clean smoke tables recipes $(TABLES)
 TABLES := table1 table2 table3 table4 table5 table6 table7 table_lesam_plus table_dg
-# make tableN [DRY=1] [FROM=DIR] [GPUS=0,1,..] [LAUNCHER=slurm] [SEEDS=0,1,2] [BENCH=file] [ARGS="key=value ..."]
-TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) \
+# make tableN [DRY=1] [FROM=DIR] [GPUS=0,1,..] [LAUNCHER=slurm] [SEEDS=0,1,2] [BENCH=file] [VARIANT=authors] [ARGS="key=value ..."]
+# VARIANT=authors (table1, table4): the LE-SAM authors' code's recipe instead of the paper's, into tables/<table>_authors.*
+TABLE_OPTIONS = $(if $(DRY),--dry) $(if $(GPUS),--gpus $(GPUS)) $(if $(VARIANT),--variant $(VARIANT)) \
 	$(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(BENCH),--bench $(BENCH)) $(ARGS)
 
 help:  ## list the targets
@@ -57,16 +58,18 @@ $(TABLES): $(STAMP)
 tables: $(STAMP)  ## write every table from the runs under outputs/ (or FROM=DIR); launches nothing
 	@$(PY) scripts/table.py all --from $(or $(FROM),outputs) $(TABLE_OPTIONS)
 
-recipes: $(STAMP)  ## what each cell of a table trains with: make recipes TABLE=table1 [SOURCES=1: where each value comes from]
-	@$(PY) scripts/recipes.py $(or $(TABLE),table1) $(if $(SOURCES),--sources)
+recipes: $(STAMP)  ## what each cell of a table trains with: make recipes TABLE=table1 [SOURCES=1: where each value comes from] [VARIANT=authors]
+	@$(PY) scripts/recipes.py $(or $(TABLE),table1) $(if $(SOURCES),--sources) $(if $(VARIANT),--variant $(VARIANT))
 
 smoke: $(STAMP)  ## every experiment preset for 2 steps, tiny, on synthetic data; then every table end to end
 	$(PY) scripts/smoke.py
 # The paper's figures, drawn from run folders under FROM (default outputs) into FIG_DIR (default
 # figures/). DRY=1 prints the command of every run and analysis a figure needs; ARGS="..." adds
-# train.py overrides to each of its runs, ANALYSIS="..." analyze.py overrides to its analyses.
-FIGURE = $(PY) scripts/figure.py $@ $(if $(FROM),--from $(FROM)) $(if $(FIG_DIR),--out $(FIG_DIR)) \
-	$(if $(DRY),--dry) $(if $(ANALYSIS),--analysis "$(ANALYSIS)") $(ARGS)
+# train.py overrides to each of its runs, ANALYSIS="..." analyze.py overrides to its analyses;
+# VARIANT=authors trains its runs with the authors' code's recipe and draws into figures/authors/.
+FIG_VARIANT = $(filter-out paper,$(VARIANT))
+FIGURE = $(PY) scripts/figure.py $@ $(if $(FROM),--from $(FROM)) --out $(or $(FIG_DIR),figures$(if $(FIG_VARIANT),/$(FIG_VARIANT))) \
+	$(if $(DRY),--dry) $(if $(ANALYSIS),--analysis "$(ANALYSIS)") $(if $(FIG_VARIANT),recipe_variant=$(FIG_VARIANT)) $(ARGS)
 .PHONY: fig3 fig4 fig5 fig6 fig7
 
 fig3: $(STAMP)  ## Figure 3: top-50 Hessian eigenvalues and traces, LPF during training (SGD, SAM, LE-SAM)

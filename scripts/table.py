@@ -28,13 +28,21 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     parser.add_argument("--seeds", help="comma-separated seeds instead of the table's (0,1,2)")
     parser.add_argument("--out", type=Path, default=Path("tables"), help="where the .md and .tex go (tables/)")
     parser.add_argument("--bench", type=Path, help="a benchmark JSON: Table 6's times, a dry run's GPU-hours")
+    parser.add_argument(
+        "--variant",
+        default="paper",
+        help="the recipe: paper (appendix F) or authors (its authors' code; table1, table4)",
+    )
     parser.error = lambda message: fail(f"{message}; see python scripts/table.py --help")
     args = parser.parse_intermixed_args(argv)
     if args.gpus and args.launcher:
         parser.error("--gpus and --launcher exclude each other")
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
     gpus = tuple(g for g in args.gpus.split(",") if g)
-    options = Options(args.dry, args.source, gpus, args.launcher, seeds, tuple(args.overrides), args.out, args.bench)
+    extra = tuple(args.overrides)
+    options = Options(
+        args.dry, args.source, gpus, args.launcher, seeds, extra, args.out, args.bench, variant=args.variant
+    )
     return args.table, options
 
 

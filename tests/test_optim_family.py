@@ -368,3 +368,15 @@ def test_state_dict_resumes_identically(cls, kwargs):
             o.step(closure(m, x, y))
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("normalize,e,rho", [(False, [0.15, 0.2], 0.25), (True, [0.03, 0.04], 0.05)])
+def test_ssam_perturbs_by_rho_g_unless_normalised(normalize, e, rho):
+    """g = (3, 4), rho 0.05: the official code's e = rho g = (0.15, 0.2), of length 0.25; normalised, SAM's
+    e = rho g / ||g|| = (0.03, 0.04)."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -1.0], dtype=torch.float64))
+    opt = SSAM([w], torch.optim.SGD, rho=0.05, normalize_perturbation=normalize, lr=0.1)
+    w.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    opt.first_step()
+    torch.testing.assert_close(w.detach() - torch.tensor([1.0, -1.0], dtype=torch.float64), torch.tensor(e).double())
+    assert opt.last_rho.item() == pytest.approx(rho, rel=1e-9)

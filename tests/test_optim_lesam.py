@@ -95,3 +95,25 @@ def test_budget_multiplies_delta():
     norm = params[0].grad.norm()
     opt.first_step()
     assert opt.last_rho.item() == pytest.approx(0.1 / norm.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("plus_form,w_after", [("paper", -0.375), ("authors", 0.75)])
+def test_lesam_plus_descends_along_the_gradient_of_its_form(plus_form, w_after):
+    """L(w) = w^2 / 2 at w = 2, delta 0.5, alpha 0.5, plain SGD with lr 1, by hand: g = 2, rho_t = 0.5 / 2,
+    e = 0.25, g_adv = L'(2.25) = 2.25; the paper's (1 + alpha) g_adv - alpha g = 3.375 - 1 = 2.375 steps to
+    -0.375, the authors' code's g_adv - alpha g = 1.25 to 0.75."""
+    w = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    opt = LESAM([w], torch.optim.SGD, delta=0.5, rho_max=None, alpha=0.5, plus_form=plus_form, lr=1.0)
+
+    def closure():
+        loss = 0.5 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert w.item() == pytest.approx(w_after, rel=1e-9)
+
+
+def test_an_unknown_lesam_plus_form_is_refused():
+    with pytest.raises(ValueError, match="plus_form must be one of paper, authors"):
+        LESAM([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD, alpha=0.5, plus_form="code", lr=0.1)

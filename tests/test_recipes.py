@@ -14,6 +14,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from conftest import TINY, compose_config, error_line, run_command, smoke_overrides, without_hydra
 from lesam.core.run_folder import read_lines
+from lesam.core.run_id import run_id
 from lesam.data import build_data
 from lesam.engine.cli import explain
 from lesam.engine.run import run
@@ -21,9 +22,9 @@ from lesam.engine.trainer import Trainer
 from lesam.methods import Batch, build_method
 from lesam.methods.closure import BatchClosure
 from lesam.models import build_model
-from lesam.optim import EigenSAM
+from lesam.optim import EigenSAM, build_optimizer
 from lesam.report.plan import composer
-from lesam.report.recipes import file_sources, recipe_table
+from lesam.report.recipes import cell_settings, file_sources, recipe_table
 from lesam.report.tables import TABLE1, TABLE1_METHODS, TABLES
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -54,10 +55,7 @@ CELLS = [  # overrides -> the values their sources give (issue: recipe fidelity)
         for o, bn in (("fsam", "freeze"), ("gsam", "freeze"), ("eigensam", "freeze"))
         + (("sam", "update"), ("esam", "update"), ("lesam", "update"))
     ),
-    *(
-        ([f"experiment={d}_resnet18", "optimizer=asam"], {"optimizer.eta": 0.0, "trainer.label_smoothing": 0.1})
-        for d in ("cifar10", "cifar100")
-    ),
+    *(([f"experiment={d}_resnet18", "optimizer=asam"], {"optimizer.eta": 0.0}) for d in ("cifar10", "cifar100")),
     (
         ["experiment=cifar10_wrn28_10", "optimizer=gsam"],
         {"optimizer.adaptive": True, "optimizer.rho_max": 2.0, "optimizer.rho_min": 2.0, "optimizer.alpha": 0.4},
@@ -130,8 +128,71 @@ def test_a_value_set_by_the_tables_cell_names_the_table():
 
 def test_a_line_source_wins_over_the_files_header(tmp_path):
     path = tmp_path / "x.yaml"
-    path.write_text("# @package _global_\n# source: the header\noptimizer:\n  lr: 0.1\n  rho: 2  # source: a line\n")
-    assert file_sources(path) == ("the header", {"optimizer.rho": "a line"})
+    path.write_text(
+        "# @package _global_\n# source: the header\noptimizer:\n  lr: 0.1\n  rho: 2  # source: a line\n"
+        "  eta: 0.0  # assumed: what and why\n"
+    )
+    assert file_sources(path) == ("the header", {"optimizer.rho": "a line", "optimizer.eta": "assumed: what and why"})
+
+
+# values no official source gives for ImageNet: each baseline's CIFAR value, marked as assumed (Table 2)
+ASSUMED = {"asam": ("rho",), "esam": ("rho", "beta", "gamma"), "fsam": ("rho",), "eigensam": ("rho", "alpha")}
+
+
+def test_table2_marks_each_value_without_an_imagenet_source_as_assumed():
+    with composer() as c:
+        cells = {o: cell_settings(c, o) for o in TABLES["table2"].run_overrides()}
+        text = recipe_table(TABLES["table2"], c, sources=True)
+    for overrides, settings in cells.items():
+        optimizer = overrides[-1].removeprefix("optimizer=")
+        for key, s in settings.items():
+            assumed = key.removeprefix("optimizer.") in ASSUMED.get(optimizer, ()) and key.startswith("optimizer.")
+            assert (s.source or "").startswith("assumed: ") == assumed, (overrides, key, s)
+            if assumed:
+                assert "CIFAR" in s.source and "ImageNet" in s.source  # what was assumed, and why
+                assert s.file == f"recipe/dataset_optimizer/imagenet_{optimizer}"
+    assert text.count(": assumed: ") == sum(map(len, ASSUMED.values()))  # one line per value, both backbones
+
+
+def test_table7_lists_every_method_value_whatever_sets_it():
+    with composer() as c:
+        text = recipe_table(TABLES["table7"], c, sources=True)
+    header = next(line for line in text.splitlines() if line.startswith("| dataset |"))
+    columns = {c.strip() for c in header.strip("|").split("|")}
+    assert {"rho", "delta", "rho_max", "anneal_start_epoch", "label_weighting", "mix_alpha"} <= columns
+    assert "  - 0.05: SAM paper (Foret et al. 2021)" in text  # SAM's rho, set by configs/optimizer/sam.yaml
+    assert "  - 0.35: paper, appendix F (ResNet-18 table) [optimizer/lesam; 2 of 6]" in text  # LE-SAM's delta
+
+
+# the training protocol: what the paper fixes for every method of a table (the rule in docs/configs.md)
+PROTOCOL = ("dataset.", "trainer.", "schedule.", "method.")
+BASE_KEYS = ("lr", "momentum", "weight_decay", "nesterov", "base", "grad_clip")
+METHOD_OWN = {"trainer.bn_second_pass"}  # how a method's own step treats BatchNorm: its official code's
+
+
+def protocol(settings: dict) -> dict:
+    """The protocol values of a cell's settings."""
+    own = {f"optimizer.{k}" for k in BASE_KEYS}
+    return {k: s.value for k, s in settings.items() if (k.startswith(PROTOCOL) or k in own) and k not in METHOD_OWN}
+
+
+def test_every_method_of_a_cell_family_trains_with_its_shared_protocol():
+    families = ["experiment=cifar10_resnet18", "experiment=cifar100_pyramidnet110"]  # per data set and per model
+    methods = (*TABLE1_METHODS, "lesam_plus", "gsam", "ssam", "msam")
+    with composer() as c:
+        for family in families:
+            shared = protocol(cell_settings(c, (family, "optimizer=sgd")))
+            for method in methods:
+                assert protocol(cell_settings(c, (family, f"optimizer={method}"))) == shared, (family, method)
+
+
+def test_ssam_perturbs_as_its_official_code_and_the_normalised_form_keeps_its_old_run_id():
+    cfg = compose_config(["optimizer=ssam"])
+    opt = build_optimizer(cfg.optimizer, torch.nn.Linear(2, 2))
+    assert cfg.optimizer.normalize_perturbation is False and opt.normalize_perturbation is False
+    normalised = compose_config(["optimizer=ssam", "optimizer.normalize_perturbation=true"])
+    assert run_id(normalised) == "cifar10-resnet18-ssam-s0-4302cfb6"  # its id before the switch existed
+    assert run_id(cfg) != run_id(normalised)
 
 
 # ---- the baselines' official details -------------------------------------------------------------

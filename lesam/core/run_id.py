@@ -20,6 +20,8 @@ OPERATIONAL = {
     "trainer.eval_batch_size",
     "trainer.nonfinite_window",
 }
+# keys added after runs were named, left out at the value that computes what those runs did, so their names stay
+NEUTRAL = {"recipe_variant": "paper", "optimizer.plus_form": "paper", "optimizer.normalize_perturbation": True}
 
 
 def semantic_config(cfg: DictConfig) -> dict:
@@ -35,8 +37,20 @@ def semantic_config(cfg: DictConfig) -> dict:
     return job
 
 
+def drop_neutral(job: dict) -> dict:
+    """`job` (changed in place) without the NEUTRAL keys that hold their neutral value."""
+    for dotted, neutral in NEUTRAL.items():
+        *parents, leaf = dotted.split(".")
+        node = job
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+            del node[leaf]
+    return job
+
+
 def run_id(cfg: DictConfig) -> str:
     """E.g. 'cifar100-wrn28_10-lesam-s0-3f2a9c1e': the same config always gives the same name."""
-    job = semantic_config(cfg)
+    job = drop_neutral(semantic_config(cfg))
     digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:8]
     return f"{job['dataset']['name']}-{job['model']['name']}-{job['optimizer']['name']}-s{job['seed']}-{digest}"

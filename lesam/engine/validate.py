@@ -82,6 +82,7 @@ RULES: Rules = {
     "trainer.bn_second_pass": choice("update", "freeze"),
     "trainer.nonfinite_window": (lambda v: v is None or (isinstance(v, int) and v >= 1), "must be an integer >= 1"),
     "optimizer.perturb_sync": choice("global", "local"),
+    "optimizer.plus_form": choice("paper", "authors"),
     "trainer.rho_every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = none)"),
     "trainer.lpf.every": (lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0 (0 = off)"),
     "trainer.lpf.sigma": (lambda v: v >= 0, "must be >= 0"),

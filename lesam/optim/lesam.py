@@ -8,6 +8,8 @@ from torch.optim import Optimizer
 
 from lesam.optim.base import Params, SharpnessAware
 
+PLUS_FORMS = ("paper", "authors")  # LE-SAM+'s descent: (1 + alpha) g_adv - alpha g, or its code's g_adv - alpha g
+
 
 class LESAM(SharpnessAware):
     """Loss-Equated SAM: rho_t = delta / (||g|| + eps), clipped to rho_max; e = rho_t * g / ||g||.
@@ -15,7 +17,8 @@ class LESAM(SharpnessAware):
     "Fix the Loss, Not the Radius: Rethinking the Adversarial Perturbation of Sharpness-Aware
     Minimization", ICML 2026. The first-order loss increase g.e equals the budget delta at every
     step, so what the update learns from is the curvature. With alpha > 0 this is LE-SAM+:
-    the objective L(w+e) + alpha * (L(w+e) - L(w)) descends along (1 + alpha) g_adv - alpha g.
+    the objective L(w+e) + alpha * (L(w+e) - L(w)) descends along (1 + alpha) g_adv - alpha g;
+    `plus_form="authors"` descends along g_adv - alpha g instead, as the authors' code does.
     With `adaptive=True` the radius is measured in ASAM's metric, which keeps g.e = delta:
     e = delta * T^2 g / ||T g||^2.
     """
@@ -29,6 +32,7 @@ class LESAM(SharpnessAware):
         eps: float = 1e-12,
         alpha: float = 0.0,
         adaptive: bool = False,
+        plus_form: str = "paper",
         **base_kwargs,
     ) -> None:
         if delta < 0:
@@ -37,9 +41,12 @@ class LESAM(SharpnessAware):
             raise ValueError(f"rho_max must be > 0 or None, got {rho_max}")
         if eps <= 0:
             raise ValueError(f"eps must be > 0, got {eps}")
+        if plus_form not in PLUS_FORMS:
+            raise ValueError(f"plus_form must be one of {', '.join(PLUS_FORMS)}, got {plus_form!r}")
         super().__init__(params, base_optimizer, adaptive=adaptive, **base_kwargs)
-        self.delta, self.rho_max, self.eps, self.alpha = delta, rho_max, eps, alpha
+        self.delta, self.rho_max, self.eps, self.alpha, self.plus_form = delta, rho_max, eps, alpha, plus_form
         self.keeps_clean_grad = alpha != 0
+        self.adv_weight = 1 + alpha if plus_form == "paper" else 1.0  # g_adv's weight in LE-SAM+'s descent
 
     def radius(self, norm: Tensor) -> Tensor:
         """The radius that spends the budget delta to first order, clipped to rho_max."""
@@ -47,7 +54,7 @@ class LESAM(SharpnessAware):
         return rho if self.rho_max is None else rho.clamp(max=self.rho_max)
 
     def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:
-        """LE-SAM+: (1 + alpha) * g_adv - alpha * g; plain LE-SAM keeps g_adv."""
+        """LE-SAM+: (1 + alpha) * g_adv - alpha * g (or g_adv - alpha * g); plain LE-SAM keeps g_adv."""
         if clean is not None:
-            torch._foreach_mul_(grads, 1 + self.alpha)
+            torch._foreach_mul_(grads, self.adv_weight)
             torch._foreach_add_(grads, clean, alpha=-self.alpha)

@@ -23,7 +23,7 @@ DEFAULT_BENCH = Path("outputs/bench.json")  # where `make bench` writes, which T
 
 @dataclass
 class Options:
-    """The knobs of `make tableN`: DRY, FROM, GPUS, LAUNCHER, SEEDS, ARGS, OUT and BENCH."""
+    """The knobs of `make tableN`: DRY, FROM, GPUS, LAUNCHER, SEEDS, ARGS, OUT, BENCH and VARIANT."""
 
     dry: bool = False
     source: Path | None = None  # FROM: render from the run folders below this folder, launch nothing
@@ -34,6 +34,11 @@ class Options:
     out: Path = Path("tables")
     bench: Path | None = None  # BENCH: a benchmark JSON, for Table 6 and for the GPU-hours of a dry run
     runner: launch.Runner = field(default=launch.subprocess_runner)
+    variant: str = "paper"  # the recipe variant every run trains with (configs/recipe_variant)
+
+    def overrides(self, t: Table) -> tuple[str, ...]:
+        """What every run of `t` gets after its cell's overrides: the variant's choice, then ARGS."""
+        return t.variant_overrides(self.variant) + self.extra
 
 
 def resolve(name: str) -> Table:
@@ -54,7 +59,7 @@ def check_configs(t: Table, extra: Sequence[str]) -> None:
 
 def dry_run(t: Table, options: Options) -> None:
     """Print one line per run, the full command that runs it (and its analyses)."""
-    planned = runs(t, options.seeds, lambda _: options.extra)
+    planned = runs(t, options.seeds, lambda _: options.overrides(t))
     with composer() as c:
         for r in planned:
             print(command_line(r, t.analyses, c.folder(r.args) if t.analyses else None))
@@ -74,7 +79,7 @@ def launch_runs(t: Table, planned: list[Run], c: Composer, options: Options) -> 
 
 def build(t: Table, options: Options) -> tuple[TableResult, list[str]]:
     """Launch (unless FROM), locate the runs, and collect the table; also the commands that failed."""
-    planned = runs(t, options.seeds, lambda _: options.extra)
+    planned = runs(t, options.seeds, lambda _: options.overrides(t))
     with composer() as c:
         failed = [] if options.source is not None else launch_runs(t, planned, c, options)
         states = locate(planned, c, options.source)
@@ -90,12 +95,21 @@ def collect_table(t: Table, states: list[RunState], seeds: Sequence[int] | None,
     return result
 
 
-def write_table(result: TableResult, out: Path) -> list[Path]:
-    """Write <out>/<table>.md and .tex; their paths."""
-    paths = [out / f"{result.table.name}.md", out / f"{result.table.name}.tex"]
+def write_table(result: TableResult, out: Path, variant: str = "paper") -> list[Path]:
+    """Write <out>/<table>.md and .tex (<table>_<variant>.* for a recipe variant but the paper's); their paths."""
+    stem = result.table.name if variant == "paper" else f"{result.table.name}_{variant}"
+    paths = [out / f"{stem}.md", out / f"{stem}.tex"]
     write_text(paths[0], markdown(result))
     write_text(paths[1], latex(result))
     return paths
+
+
+def variant_note(t: Table, variant: str) -> str:
+    """The note that says which recipe a variant's table was trained with and where its differences are listed."""
+    return (
+        f"Trained with recipe_variant={variant} (configs/recipe_variant/{variant}.yaml), not the paper's appendix F; "
+        f"`make recipes TABLE={t.name} VARIANT={variant} SOURCES=1` lists each value it changes, with both sources."
+    )
 
 
 def make_table(name: str, options: Options) -> int:
@@ -110,7 +124,7 @@ def make_table(name: str, options: Options) -> int:
     status = 0
     for t in (TABLES[n] for n in names):
         try:
-            check_configs(t, options.extra)
+            check_configs(t, options.overrides(t))
         except UserError as error:
             if name != "all":
                 raise
@@ -120,7 +134,9 @@ def make_table(name: str, options: Options) -> int:
             dry_run(t, options)
             continue
         result, failed = build(t, options)
-        paths = write_table(result, options.out)
+        if options.variant != "paper":
+            result.notes.insert(0, variant_note(t, options.variant))
+        paths = write_table(result, options.out, options.variant)
         print(markdown(result))
         unfinished = len(result.states) - result.count(FINISHED)
         summary = f"{t.name}: wrote {', '.join(map(str, paths))}"

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lesam.core.errors import UserError
+
 # a cell's number for one run: a value, several named values (one column each), or None (not there)
 Reading = float | dict[str, float] | None
 
@@ -129,7 +131,8 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Table:
-    """A paper table: its blocks, the seeds of every run, analyses to run after training, notes."""
+    """A paper table: its blocks, the seeds of every run, analyses to run after training, notes, and the
+    recipe variants (configs/recipe_variant) its runs can train with."""
 
     name: str
     title: str
@@ -137,11 +140,21 @@ class Table:
     seeds: tuple[int, ...] = (0, 1, 2)
     analyses: tuple[Analysis, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    variants: tuple[str, ...] = ("paper",)
 
     @property
     def cells(self) -> list[Cell]:
         """Every cell of every block."""
         return [cell for block in self.blocks for cell in block.cells]
+
+    def variant_overrides(self, variant: str) -> tuple[str, ...]:
+        """The overrides that train this table's runs with recipe variant `variant` (none for the paper's)."""
+        if variant not in self.variants:
+            known = ", ".join(self.variants)
+            raise UserError(
+                f"VARIANT={variant}: {self.name} has recipe variant {known}; choose one, or leave VARIANT out"
+            )
+        return () if variant == "paper" else (f"recipe_variant={variant}",)
 
     def run_overrides(self) -> list[tuple[str, ...]]:
         """The distinct override lists of the cells that are run, in table order (seed not included)."""

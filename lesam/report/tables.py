@@ -71,6 +71,10 @@ def quoted(block: Block, rows: tuple[str, ...]) -> Block:
 
 
 TABLE1_METHODS = ("sgd", "eigensam", "asam", "esam", "fsam", "sam", "lesam")
+VARIANTS = (
+    "paper",
+    "authors",
+)  # the recipes of the paper's appendix F, or of its authors' code (configs/recipe_variant)
 VS_SAM_AND_SGD = (("LE-SAM", "SAM"), ("LE-SAM", "SGD"))  # the paper's claims: LE-SAM above SAM and above SGD
 
 TABLE1 = Table(
@@ -90,6 +94,7 @@ TABLE1 = Table(
         "configs/recipe/dataset_optimizer (ASAM, F-SAM per data set); "
         "`python train.py -m experiment=<cell family> sweep=rho_<method>` tunes them.",
     ),
+    variants=VARIANTS,
 )
 
 TABLE2 = Table(
@@ -131,6 +136,7 @@ TABLE4 = Table(
         ),
     ),
     notes=("SAM and LE-SAM are the runs of Table 1's CIFAR-100 cells (the same run folders).",),
+    variants=VARIANTS,
 )
 
 PGD = Analysis("pgd", ("analysis=pgd",))
