@@ -150,3 +150,20 @@ def test_new_state_memory_in_a_step_is_caught():
             step()
         traces.append(trace.ops)
     assert traces[0] != traces[1]
+
+
+@pytest.mark.parametrize("first", ["captured", "eager"])
+def test_a_run_resumes_on_the_other_path(tmp_path, monkeypatch, first):
+    """The step path is operational: a checkpoint of either path goes on along the other, as if never stopped."""
+    overrides = ("optimizer=eigensam", "optimizer.freq=2", "optimizer.power_iters=2")
+    started, resumed, straight = (emulated_trainer(tmp_path, monkeypatch, *overrides) for _ in range(3))
+    for trainer, path in ((started, first), (resumed, "eager" if first == "captured" else "captured")):
+        trainer.eager_reason = "eager" if path == "eager" else None
+    straight.eager_reason = "eager"
+    started.train_epoch()
+    resumed.load_state_dict(started.state_dict())
+    resumed.train_epoch()
+    straight.train_epoch()
+    straight.train_epoch()
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
