@@ -161,8 +161,8 @@ class Trainer:
                 loss, logits = self._optimizer_step(batch)
             stats.add_batch(loss, logits, batch.labels)
             if self.optimizer.perturbing:
-                stats.add_rho(self.optimizer.last_rho)
-                trace.add(self.step, self.optimizer.last_rho)
+                stats.add_rho(self.optimizer.last_rho, self.optimizer.last_clipped, self.optimizer.last_grad_norm)
+                trace.add(self.step, self.optimizer.last_rho, self.optimizer.last_clipped)
             self.step += 1
             self.method.after_step(self.step, batch)
             self.guard.after(self.step)
