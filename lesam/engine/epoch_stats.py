@@ -22,8 +22,7 @@ class EpochStats:
     `add_*` never syncs with the host."""
 
     def __init__(self, device: torch.device) -> None:
-        for name in SUMS:
-            setattr(self, name, _scalar(0.0, device))
+        self.loss, self.correct, self.rho_sum, self.clipped, self.grad_norm_sum = (_scalar(0.0, device) for _ in SUMS)
         self.rho_min, self.rho_max = _scalar(math.inf, device), _scalar(-math.inf, device)
         self.samples = 0
         self.rho_steps = 0
