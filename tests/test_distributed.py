@@ -41,6 +41,10 @@ def test_two_processes_end_with_the_weights_of_one(optimizer, accumulation, torc
     for one, two in zip(RunFolder(alone).read_metrics(), RunFolder(together).read_metrics(), strict=True):
         for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
             assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+        radius = ("rho_mean", "perturbed_steps", "grad_norm_mean", "clipped_steps", "clipped_fraction")  # per step
+        assert [k for k in radius if k in two] == [k for k in radius if k in one]
+        for key in (k for k in radius if k in one):
+            assert two[key] == pytest.approx(one[key], rel=1e-5), key
 
 
 def test_local_perturbation_runs_and_differs(torchrun_runs, tmp_path):

@@ -72,6 +72,7 @@ def test_fig3_runs_the_hessian_analyses_and_renders(trained, tmp_path):
     for figure_run in figure_runs("fig3", trained, TINY):
         hessian = json.loads((figure_run.folder / "hessian.json").read_text())
         assert len(hessian["eigenvalues"]) == 3 and hessian["analysis"]["top_k"] == 3
+        assert hessian["method"] == "power"  # the paper's estimator (flatness.ANALYSIS)
         assert all("lpf" in m for m in figure_run.metrics)
 
 
@@ -109,6 +110,9 @@ def test_dry_listings_hold_the_papers_runs(tmp_path):
     assert [line.split()[1] for line in fig3] == ["train.py"] * 3 + ["analyze.py"] * 3
     assert all("dataset=cifar100 model=resnet18" in line for line in fig3[:3])
     assert all(f"output_root={tmp_path}" in line and line.endswith(": missing") for line in fig3[:3])
+    assert all(line.split().count("analysis.method=power") == 1 for line in fig3[3:])
+    lanczos = dry_listing("fig3", figure_runs("fig3", tmp_path, []), tmp_path, ["analysis.method=lanczos"])
+    assert all("analysis.method=lanczos" in line.split() and "power" not in line for line in lanczos[3:])
     switch = [r.cfg.optimizer for r in figure_runs("fig6", tmp_path, [])]
     assert sum(o.get("start_epoch") == 160 for o in switch) == 9  # SGD -> SAM, -> LE-SAM, -> LE-SAM unstabilised
     assert sum(o.name == "lesam" and o.rho_max is None and o.anneal_start_epoch is None for o in switch) == 6

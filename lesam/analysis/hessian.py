@@ -1,9 +1,11 @@
-"""The Hessian's top eigenvalues (power iteration with deflation) and trace (Hutchinson), as PyHessian.
+"""The Hessian's top eigenvalues and its trace (Hutchinson), on Hessian-vector products.
 
+All work on Hessian-vector products from autograd (double backward), so H is never formed. The top
+eigenvalues come from Lanczos (lesam.analysis.lanczos: the largest, converged to a residual
+tolerance) or, as in PyHessian and the paper, from power iteration with deflation:
 Yao, Gholami, Keutzer, Mahoney. "PyHessian: Neural Networks Through the Lens of the Hessian." 2020.
-Both work on Hessian-vector products from autograd (double backward), so H is never formed. The
-stopping rules are PyHessian's: a relative change below `tol` between two consecutive estimates,
-or `max_iter` products.
+Power iteration finds the eigenvalues of largest magnitude, and its stopping rule is PyHessian's: a
+relative change below `tol` between two consecutive estimates, or `max_iter` products; so is the trace's.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lesam.analysis.batches import split_batches
+from lesam.analysis.lanczos import lanczos
 from lesam.analysis.loaded_run import LoadedRun
 from lesam.core.errors import UserError
 from lesam.data.fixed_batches import Batches
 from lesam.engine.precision import full_fp32
 
 RELATIVE_FLOOR = 1e-6  # PyHessian's guard against dividing by an estimate near 0
+METHODS = ("lanczos", "power")
 
 
 class HessianOperator:
@@ -79,8 +83,9 @@ def _converged(new: float, old: float | None, tol: float) -> bool:
 
 def top_eigenvalues(
     hvp: HessianOperator, k: int, max_iter: int, tol: float, generator: torch.Generator
-) -> tuple[list[float], list[int]]:
-    """The k eigenvalues of largest magnitude, largest first, and the products each took.
+) -> tuple[list[float], list[Tensor], list[int]]:
+    """PyHessian's top k: the eigenvalues of largest magnitude in the order found, their eigenvectors, and the
+    products each took.
 
     Power iteration on H restricted to the complement of the eigenvectors already found
     (deflation by projection), each started from a random Gaussian vector.
@@ -95,7 +100,7 @@ def top_eigenvalues(
         values.append(value)
         iterations.append(products)
         basis.append(vector)
-    return values, iterations
+    return values, basis, iterations
 
 
 def _power_iteration(
@@ -132,8 +137,27 @@ def hutchinson_trace(hvp: HessianOperator, max_iter: int, tol: float, generator:
     return samples
 
 
+def residual_norms(hvp: HessianOperator, values: list[float], vectors: list[Tensor]) -> list[float]:
+    """||H v - lambda v|| of each eigenpair (v of unit length), one product each."""
+    return [torch.linalg.vector_norm(hvp(v) - value * v).item() for value, v in zip(values, vectors, strict=True)]
+
+
+def eigenpairs(cfg: DictConfig, hvp: HessianOperator, generator: torch.Generator) -> tuple[list, list, dict]:
+    """The top `cfg.top_k` eigenvalues by `cfg.method`, their eigenvectors, and the products they took."""
+    if cfg.method == "power":
+        values, vectors, iterations = top_eigenvalues(hvp, cfg.top_k, cfg.max_iter, cfg.tol, generator)
+        return values, vectors, {"products": sum(iterations), "iterations": iterations}
+    like = hvp.params[0]
+    start = torch.randn(hvp.dim, generator=generator, device=like.device, dtype=like.dtype)
+    values, vectors, products = lanczos(hvp, start, cfg.top_k, cfg.top_k * cfg.max_iter, cfg.tol, cfg.ncv)
+    return values, vectors, {"products": products}
+
+
 def hessian(cfg: DictConfig, run: LoadedRun) -> dict:
-    """Top-`top_k` eigenvalues and the trace of the loss Hessian over fixed batches (BatchNorm in eval mode)."""
+    """Top-`top_k` eigenvalues with their residuals, and the trace of the loss Hessian over fixed batches
+    (BatchNorm in eval mode)."""
+    if cfg.method not in METHODS:
+        raise UserError(f"analysis.method={cfg.method} is not one of: {', '.join(METHODS)}")
     for key in ("max_iter", "trace_max_iter"):
         if cfg[key] < 1:
             raise UserError(f"analysis.{key}={cfg[key]} must be >= 1")
@@ -142,13 +166,17 @@ def hessian(cfg: DictConfig, run: LoadedRun) -> dict:
     hvp = model_operator(run.model.eval(), batches)
     generator = torch.Generator(run.device).manual_seed(cfg.seed)
     with full_fp32():
-        eigenvalues, iterations = top_eigenvalues(hvp, cfg.top_k, cfg.max_iter, cfg.tol, generator)
+        eigenvalues, eigenvectors, products = eigenpairs(cfg, hvp, generator)
+        residuals = residual_norms(hvp, eigenvalues, eigenvectors)
+        del eigenvectors  # as large as top_k copies of the weights
         samples = hutchinson_trace(hvp, cfg.trace_max_iter, cfg.trace_tol, generator)
     trace = sum(samples) / len(samples)
     spread = math.sqrt(sum((s - trace) ** 2 for s in samples) / (len(samples) - 1)) if len(samples) > 1 else None
     return {
+        "method": cfg.method,
         "eigenvalues": eigenvalues,
-        "iterations": iterations,
+        "residuals": residuals,
+        **products,
         "trace": trace,
         "trace_std_error": spread / math.sqrt(len(samples)) if spread is not None else None,
         "trace_samples": len(samples),

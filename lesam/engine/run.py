@@ -16,6 +16,7 @@ from lesam.core.files import WriteFailed
 from lesam.core.run_folder import ReplicaFolder, RunFolder
 from lesam.core.run_id import run_id
 from lesam.engine import distributed
+from lesam.engine.clip_report import clip_warning, run_clipped_fraction
 from lesam.engine.logger import make_logger
 from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
 from lesam.engine.trainer import Trainer
@@ -46,6 +47,7 @@ def result(cfg: DictConfig, history: list[dict], seconds: float, trainer: Traine
         "steps": trainer.step,
         "seconds": seconds,
         "skipped_steps": last["skipped_steps"],
+        "clipped_fraction": run_clipped_fraction(history),
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "optimizer": cfg.optimizer.name,
@@ -113,6 +115,8 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
             folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
             logger.log(record, step=trainer.epoch)
             log.info(_summary(record))
+            if (warning := clip_warning(cfg.optimizer, record)) is not None:
+                log.warning(warning)
         distributed.barrier()  # rank 0 has written every record
         final = result(cfg, folder.read_metrics(), seconds, trainer)
         folder.write_final(final)
@@ -185,6 +189,7 @@ def _position(trainer: Trainer) -> str:
 
 def _summary(record: dict) -> str:
     rho = f" rho {record['rho_mean']:.3g}" if "rho_mean" in record else ""
+    rho += f" (clipped {record['clipped_fraction']:.0%})" if "clipped_fraction" in record else ""
     return (
         f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.2f}% | "
         f"test loss {_fmt(record['test_loss'], '.4f')} acc {_fmt(record['test_acc'])}%{rho} | "

@@ -161,8 +161,8 @@ class Trainer:
                 loss, logits, rho = self._optimizer_step(batch)
             stats.add_batch(loss, logits, batch.labels)
             if self.optimizer.perturbing:
-                stats.add_rho(rho)
-                trace.add(self.step, rho)
+                stats.add_rho(rho, self.optimizer.last_clipped, self.optimizer.last_grad_norm)
+                trace.add(self.step, rho, self.optimizer.last_clipped)
             self.step += 1
             self.method.after_step(self.step, batch)
             self.guard.after(self.step)

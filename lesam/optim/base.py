@@ -47,6 +47,8 @@ class SharpnessAware(Optimizer):
     eta = 0.01  # ASAM's offset in the adaptive metric T = |w| + eta
     steps_per_epoch: int | None = None  # set by a training loop, for rules that count batches within an epoch
     refresh_bn_before_final_test = False  # whether a training loop should recompute BatchNorm statistics at w
+    last_grad_norm: Tensor | None = None  # ||g|| the last radius was computed from, where a method keeps it
+    last_clipped: Tensor | None = None  # 1 if the last radius was clipped, 0 if not, where a method has a clip
 
     def __init__(
         self,

@@ -47,11 +47,18 @@ class LESAM(SharpnessAware):
         self.delta, self.rho_max, self.eps, self.alpha, self.plus_form = delta, rho_max, eps, alpha, plus_form
         self.keeps_clean_grad = alpha != 0
         self.adv_weight = 1 + alpha if plus_form == "paper" else 1.0  # g_adv's weight in LE-SAM+'s descent
+        # written in place by every perturbed step, so that a captured step updates the same tensors
+        self.last_grad_norm = torch.zeros_like(self.budget)
+        self.last_clipped = None if rho_max is None else torch.zeros_like(self.budget)
 
     def radius(self, norm: Tensor) -> Tensor:
-        """The radius that spends the budget delta to first order, clipped to rho_max."""
+        """The radius that spends the budget delta to first order, clipped to rho_max; notes ||g|| and the clip."""
+        self.last_grad_norm.copy_(norm)
         rho = self.delta * self.budget / (norm + self.eps)
-        return rho if self.rho_max is None else rho.clamp(max=self.rho_max)
+        if self.rho_max is None:
+            return rho
+        self.last_clipped.copy_(rho > self.rho_max)
+        return rho.clamp(max=self.rho_max)
 
     def descent_gradient(self, grads: list[Tensor], clean: list[Tensor] | None) -> None:
         """LE-SAM+: (1 + alpha) * g_adv - alpha * g (or g_adv - alpha * g); plain LE-SAM keeps g_adv."""

@@ -19,7 +19,7 @@ from lesam.analysis.run import result_path, run_analysis
 from lesam.core.errors import UserError
 from lesam.report.figure_runs import FigureRun, RunSpec, analysis_command, resolve, train_command
 from lesam.report.figures import flatness, landscape, radius, sensitivity, switch
-from lesam.report.plan import composer
+from lesam.report.plan import composer, merge_overrides
 
 log = logging.getLogger("lesam")
 
@@ -32,10 +32,17 @@ class FigureSpec:
     runs: Callable[[], list[RunSpec]]
     analyses: tuple[str, ...]
     render: Callable[[list[FigureRun], Path], list[Path]]
+    analysis_overrides: tuple[str, ...] = ()  # the figure's analysis settings, before the user's (ANALYSIS=...)
 
 
 FIGURES: dict[str, FigureSpec] = {
-    "fig3": FigureSpec("Hessian spectrum and trace; LPF during training", flatness.runs, ("hessian",), flatness.render),
+    "fig3": FigureSpec(
+        "Hessian spectrum and trace; LPF during training",
+        flatness.runs,
+        ("hessian",),
+        flatness.render,
+        flatness.ANALYSIS,
+    ),
     "fig4": FigureSpec("loss landscapes", flatness.runs, ("landscape",), landscape.render),
     "fig5": FigureSpec("LE-SAM's radius during training", radius.runs, (), radius.render),
     "fig6": FigureSpec("switching from SGD to SAM or LE-SAM", switch.runs, (), switch.render),
@@ -53,7 +60,9 @@ def figure_runs(name: str, root: Path, overrides: Sequence[str]) -> list[FigureR
 def dry_listing(name: str, runs: list[FigureRun], root: Path, analysis_overrides: Sequence[str]) -> list[str]:
     """One command per run (train.py; finished runs are skipped by it), then one per analysis."""
     lines = [f"{train_command(run)}  # {run.series}: {run.status}" for run in runs]
-    lines += [analysis_command(run, a, analysis_overrides) for a in FIGURES[name].analyses for run in runs]
+    spec = FIGURES[name]
+    overrides = merge_overrides(spec.analysis_overrides, analysis_overrides)
+    lines += [analysis_command(run, a, overrides) for a in spec.analyses for run in runs]
     return lines
 
 
@@ -91,7 +100,8 @@ def make_figure(
             root,
             name,
         )
-    for analysis in FIGURES[name].analyses:
+    spec = FIGURES[name]
+    for analysis in spec.analyses:
         for run in finished:
-            ensure_analysis(run, analysis, analysis_overrides)
+            ensure_analysis(run, analysis, merge_overrides(spec.analysis_overrides, analysis_overrides))
     return FIGURES[name].render(finished, Path(out))

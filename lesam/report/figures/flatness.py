@@ -12,6 +12,9 @@ from lesam.report.figures.style import colour, new_figure, no_data, save
 
 METHODS = (("SGD", "sgd"), ("SAM", "sam"), ("LE-SAM", "lesam"))
 LPF_EVERY = 5  # epochs between LPF measurements during training
+# the paper's estimator of its top 50 (section 5.3: power iteration, as PyHessian), so that the plot compares
+# with the paper's; ANALYSIS="analysis.method=lanczos" draws the converged largest eigenvalues instead
+ANALYSIS = ("analysis.method=power",)
 
 
 def runs() -> list[RunSpec]:
