@@ -3,8 +3,8 @@
     python tests/faulty_train.py <fault>:<n> <train.py overrides...>
 
 The fault happens at the n-th time this process reaches its moment (see FAULTS): `kill-after-step:2`
-ends the process with SIGKILL right after optimizer step 2. The faults are patched into this process
-alone, so the product code carries no test hook.
+ends the process with SIGKILL right after optimizer step 2, `sigterm-after-step:2` sends it SIGTERM
+there. The faults are patched into this process alone, so the product code carries no test hook.
 """
 
 from __future__ import annotations
@@ -92,19 +92,27 @@ def save_on_a_full_disk(original: Callable, obj: object, f: IO[bytes]) -> None:
     original(obj, FullDisk(f, 100_000))
 
 
-def after_step(n: int) -> None:
+def after_step(n: int, fault: Callable[[], None]) -> None:
     after = StepGuard.after
 
-    def after_then_die(self: StepGuard, step: int) -> None:
+    def after_then_fault(self: StepGuard, step: int) -> None:
         after(self, step)
         if step == n:
-            die()
+            fault()
 
-    StepGuard.after = after_then_die
+    StepGuard.after = after_then_fault
+
+
+def send(signum: int) -> Callable[[], None]:
+    """What a stop signal from outside does: the run stops at the next step boundary."""
+    return lambda: os.kill(os.getpid(), signum)
 
 
 FAULTS = {  # name -> patch this process to fail at the n-th moment
-    "kill-after-step": after_step,  # right after optimizer step n (counted over the whole run)
+    "kill-after-step": lambda n: after_step(n, die),  # right after optimizer step n (counted over the whole run)
+    "sigterm-after-step": lambda n: after_step(n, send(signal.SIGTERM)),  # preemption, a time limit
+    "sigint-after-step": lambda n: after_step(n, send(signal.SIGINT)),  # Ctrl-C
+    "sigusr1-after-step": lambda n: after_step(n, send(signal.SIGUSR1)),
     "kill-after-metrics": lambda n: on_call(RunFolder, "append_metrics", n, then_die),  # before line n's checkpoint
     "kill-in-metrics": lambda n: on_call(RunFolder, "append_metrics", n, half_a_line_then_die),  # a cut-off line
     "kill-in-checkpoint": lambda n: on_call(torch, "save", n, half_a_checkpoint_then_die),  # a half-written temporary

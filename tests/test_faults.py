@@ -1,4 +1,4 @@
-"""kill -9 at any moment, a full disk, two processes on one folder: no result lost, none counted twice.
+"""kill -9 or a stop signal at any moment, a full disk, two processes on one folder: no result lost, none counted twice.
 
 Each fault is injected by tests/faulty_train.py into a real `train.py` process; the same command
 run again afterwards must end with the files and weights of a run that was never interrupted.
@@ -80,6 +80,9 @@ FAULTS = [  # the fault, the exit status it gives, what it leaves (as `left_behi
     ("kill-in-checkpoint:2", KILLED, (1, 2, False, True)),  # while writing the second checkpoint
     ("kill-after-checkpoint:3", KILLED, (3, 3, False, False)),  # after the last checkpoint, before final.json
     ("full-disk-in-checkpoint:2", 2, (1, 2, False, False)),  # the disk fills up while a checkpoint is written
+    ("sigint-after-step:2", 128 + signal.SIGINT, (0, 0, False, False)),  # Ctrl-C inside the first epoch
+    ("sigterm-after-step:6", 128 + signal.SIGTERM, (1, 1, False, False)),  # preemption inside epoch 2
+    ("sigusr1-after-step:9", 128 + signal.SIGUSR1, (2, 2, False, False)),  # a time limit on the last epoch's step 1
 ]
 
 

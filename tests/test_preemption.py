@@ -38,6 +38,12 @@ def without_timing(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
+def rho_text(folder) -> str | None:
+    """rho.jsonl as it is on disk (None without one: methods of one pass keep no radii)."""
+    path = RunFolder(folder).rho
+    return path.read_text() if path.exists() else None
+
+
 @pytest.mark.parametrize(
     "optimizer,loader,accumulation",
     [("sgd", "torch", 1), ("lesam", "torch", 1), ("lesam", "gpu", 1), ("lesam", "torch", 2)],
@@ -46,7 +52,7 @@ def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(
     optimizer, loader, accumulation, tmp_path, monkeypatch, caplog
 ):
     tiny = [*TINY["small_cnn"], f"optimizer={optimizer}", f"trainer.loader={loader}", "dataset.augment=basic"]
-    tiny.append(f"trainer.accumulation_steps={accumulation}")
+    tiny += [f"trainer.accumulation_steps={accumulation}", "trainer.rho_every=1"]
     cfg = compose_config(smoke_overrides(tmp_path, "model=small_cnn", *tiny, "trainer.epochs=3"))
     # 64 images in batches of 16: 4 steps an epoch; BatchNorm and augmentation, so their state must resume too
     whole = run(cfg, folder=tmp_path / "whole")
@@ -71,6 +77,7 @@ def test_sigterm_mid_epoch_then_restart_matches_an_uninterrupted_run(
     assert without_timing(RunFolder(tmp_path / "whole").read_metrics()) == without_timing(
         RunFolder(tmp_path / "parts").read_metrics()
     )
+    assert rho_text(tmp_path / "parts") == rho_text(tmp_path / "whole")  # the radii before the stop too
     assert {k: v for k, v in whole.items() if k != "seconds"} == {k: v for k, v in parts.items() if k != "seconds"}
 
 
