@@ -2,6 +2,7 @@
 
 import errno
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -184,3 +185,42 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_checkpoint(failing
         assert torch.load(folder.checkpoint, weights_only=True)["trainer"]["epoch"] == failing - 1
     run(cfg, folder=folder.path)
     assert [r["epoch"] for r in read_lines(folder.metrics)] == [1, 2, 3]
+
+
+DAMAGE = {"garbled": '{"epoch": 2, "train_lo\x00\x00ss": 0.1}\n', "blank": "\n", "missing": ""}
+
+
+@pytest.mark.parametrize("name,damage", [("metrics", "garbled"), ("metrics", "blank"), ("rho", "missing")])
+def test_a_damaged_line_the_checkpoint_vouches_for_is_written_again_from_it(name, damage, tmp_path, caplog):
+    cfg = tiny(tmp_path, "trainer.epochs=3")
+    folder = RunFolder(tmp_path / "run")
+    final = run(cfg, folder=folder.path)
+    whole = folder.metrics.read_text(), folder.rho.read_text()
+    path = getattr(folder, name)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([lines[0], DAMAGE[damage], *lines[2:]]))  # epoch 2's line
+    folder.final.unlink()  # final.json is written again from last.pt, which holds all three epochs
+    with caplog.at_level(logging.WARNING, logger="lesam"):
+        assert run(cfg, folder=folder.path) == final
+    assert (folder.metrics.read_text(), folder.rho.read_text()) == whole
+    note = f"{name}.jsonl: the lines of epochs 2 were damaged or missing; wrote them again from last.pt"
+    assert caplog.messages == [note]
+
+
+def test_a_damaged_line_that_a_checkpoint_without_copies_cannot_mend_is_named(tmp_path, caplog):
+    """A checkpoint of an older version holds no copy of the lines: the damaged one is left out, with a word."""
+    cfg = tiny(tmp_path, "trainer.epochs=3")
+    folder = RunFolder(tmp_path / "run")
+    run(cfg, folder=folder.path)
+    older = torch.load(folder.checkpoint, weights_only=True)
+    del older["lines"]
+    torch.save(older, folder.checkpoint)
+    lines = folder.metrics.read_text().splitlines(keepends=True)
+    folder.metrics.write_text("".join([lines[0], DAMAGE["garbled"], *lines[2:]]))
+    folder.final.unlink()
+    with caplog.at_level(logging.WARNING, logger="lesam"):
+        run(cfg, folder=folder.path)
+    assert folder.metrics.read_text() == lines[0] + lines[2]
+    assert caplog.messages == [
+        "metrics.jsonl: left out its damaged lines 2; last.pt (written by an older version) holds no copy of them"
+    ]

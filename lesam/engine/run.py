@@ -93,11 +93,14 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
         trainer = Trainer(cfg)
         checkpoint = folder.load_checkpoint()
         seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
-        folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
+        # the lines of the epochs the checkpoint holds, none without one
+        mended = folder.keep_lines_through(trainer.epoch, checkpoint.get("lines") if checkpoint else None)
         folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         if checkpoint is not None:
             log.info("resuming %s %s", folder.path, _position(trainer))
+        for note in mended:
+            log.warning("%s", note)
         logger = make_logger(cfg, folder.path)
         while not trainer.done:
             record = _epoch_or_stop(cfg, trainer, folder, seconds)
@@ -106,7 +109,7 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
             if trace is not None:
                 folder.append_rho({"epoch": record["epoch"]} | trace)
             folder.append_metrics(record)
-            folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+            folder.save_checkpoint(_checkpoint(cfg, trainer, folder, seconds))
             logger.log(record, step=trainer.epoch)
             log.info(_summary(record))
         distributed.barrier()  # rank 0 has written every record
@@ -117,9 +120,10 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
         return final
 
 
-def _checkpoint(cfg: DictConfig, trainer: Trainer, seconds: float) -> dict:
-    """last.pt: the trainer's state, the seconds trained so far, and the run it belongs to."""
-    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg)}
+def _checkpoint(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds: float) -> dict:
+    """last.pt: the trainer's state, the seconds trained so far, the run it belongs to, and the lines of
+    metrics.jsonl and rho.jsonl it vouches for."""
+    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg), "lines": folder.lines}
 
 
 def _resume(cfg: DictConfig, trainer: Trainer, checkpoint: dict, folder: RunFolder) -> float:
@@ -145,7 +149,7 @@ def _epoch_or_stop(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds
     try:
         return _epoch(cfg, trainer)
     except Interrupted as stop:
-        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+        folder.save_checkpoint(_checkpoint(cfg, trainer, folder, seconds))
         distributed.barrier()  # no process leaves before rank 0 has written last.pt
         stop.checkpoint = folder.checkpoint
         log.warning("%s", stop)
