@@ -107,21 +107,25 @@ def test_a_fault_then_the_same_command_ends_as_an_uninterrupted_run(fault, statu
 
 
 @pytest.mark.slow
-def test_a_second_process_on_a_run_folder_refuses_with_one_line(tmp_path):
+@pytest.mark.parametrize("lock_file", ["kept", "deleted"])  # deleted: while the first run holds it
+def test_a_second_process_on_a_run_folder_refuses_with_one_line(lock_file, tmp_path):
     command = [sys.executable, "train.py", *overrides(tmp_path, "dataset.num_train=1024", "trainer.epochs=50")]
     first = subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for line in first.stdout:
             if line.startswith(b"epoch 1:"):
                 break
+        if lock_file == "deleted":
+            (the_folder(tmp_path) / ".lock").unlink()
         second = subprocess.run(command, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=300)
     folder = the_folder(tmp_path)
+    holder = f"process {first.pid} on {socket.gethostname()}" if lock_file == "kept" else "another process"
     assert second.returncode == 2, second.stderr[-3000:]
     assert second.stderr.splitlines() == [
-        f"error: the run folder '{folder}' is in use by process {first.pid} on {socket.gethostname()}; "
+        f"error: the run folder '{folder}' is in use by {holder}; "
         "wait for that run to end (or stop it) before starting it again"
     ]
     assert first.returncode == 128 + signal.SIGTERM  # the first run went on until stopped

@@ -7,13 +7,15 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 from faulty_train import FullDisk
 
-from conftest import TINY, Crash, compose_config, smoke_overrides
+from conftest import ROOT, TINY, Crash, compose_config, smoke_overrides
 from lesam.core.errors import UserError
 from lesam.core.folder_lock import FolderInUse
 from lesam.core.run_folder import RunFolder, append_line, read_lines
@@ -85,6 +87,37 @@ def test_a_second_process_on_the_folder_is_refused_with_one_line(tmp_path):
     finally:
         holder.unlock()
     assert run(cfg, folder=holder.path)["epochs"] == 1  # let go: the next run takes it
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from lesam.core.folder_lock import FolderLock
+FolderLock(Path(sys.argv[1])).take()
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_deleting_the_lock_file_lets_no_second_process_onto_the_folder(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.check_writable()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder.path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        (folder.path / ".lock").unlink()
+        with pytest.raises(FolderInUse) as refused:
+            folder.lock()
+        assert str(refused.value) == (
+            f"the run folder '{folder.path}' is in use by another process; wait for that run to end "
+            "(or stop it) before starting it again"
+        )
+    finally:
+        holder.communicate(timeout=60)
+    folder.lock()  # its holder has ended: the folder is free
+    folder.unlock()
 
 
 def test_the_lock_ends_with_its_process_not_with_the_workers_it_forked(tmp_path):
