@@ -16,6 +16,7 @@ import os
 import runpy
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -92,6 +93,30 @@ def save_on_a_full_disk(original: Callable, obj: object, f: IO[bytes]) -> None:
     original(obj, FullDisk(f, 100_000))
 
 
+class CtrlCTwice:
+    """A file whose third write (one torch makes for its archive) is interrupted by two Ctrl-C 20 ms apart,
+    as an impatient user presses them."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.writes = f, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 3:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.02)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def save_with_two_ctrl_c(original: Callable, obj: object, f: IO[bytes]) -> None:
+    """torch.save, with two Ctrl-C while it writes."""
+    original(obj, CtrlCTwice(f))
+
+
 def after_step(n: int, fault: Callable[[], None]) -> None:
     after = StepGuard.after
 
@@ -118,6 +143,7 @@ FAULTS = {  # name -> patch this process to fail at the n-th moment
     "kill-in-checkpoint": lambda n: on_call(torch, "save", n, half_a_checkpoint_then_die),  # a half-written temporary
     "kill-after-checkpoint": lambda n: on_call(RunFolder, "save_checkpoint", n, then_die),  # between two epochs
     "full-disk-in-checkpoint": lambda n: on_call(torch, "save", n, save_on_a_full_disk),  # ENOSPC
+    "two-ctrl-c-in-checkpoint": lambda n: on_call(torch, "save", n, save_with_two_ctrl_c),
 }
 
 if __name__ == "__main__":
