@@ -17,6 +17,7 @@ from lesam.core.files import TEMPORARY, load_weights, save_torch, write_json, wr
 from lesam.core.folder_lock import FolderInUse, FolderLock
 
 LINE_FILES = ("metrics", "rho")  # the files of one line per epoch, as RunFolder names them
+DIVERGED = "diverged"  # final.json's status of a run that ended with a non-finite test loss or weights
 
 
 class RunFolder:
@@ -44,6 +45,10 @@ class RunFolder:
     def read_final(self) -> dict:
         """The run's result."""
         return json.loads(self.final.read_text())
+
+    def is_diverged(self) -> bool:
+        """Whether the run ended diverged (final.json's `status`): it has no result to count."""
+        return self.is_finished() and self.read_final().get("status") == DIVERGED
 
     @contextmanager
     def removed_on_failure(self) -> Iterator[None]:

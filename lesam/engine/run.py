@@ -13,9 +13,10 @@ from omegaconf import DictConfig
 
 from lesam.core.errors import UserError
 from lesam.core.files import WriteFailed
-from lesam.core.run_folder import ReplicaFolder, RunFolder
+from lesam.core.run_folder import DIVERGED, ReplicaFolder, RunFolder
 from lesam.core.run_id import run_id
 from lesam.engine import distributed
+from lesam.engine.guards import Diverged, divergence
 from lesam.engine.logger import make_logger
 from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
 from lesam.engine.trainer import Trainer
@@ -77,7 +78,17 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
 
 def _finished(folder: RunFolder) -> dict:
     log.info("finished already: %s (delete final.json to run it again)", folder.path)
-    return folder.read_final()
+    final = folder.read_final()
+    if final.get("status") == DIVERGED:
+        raise _diverged(folder, final["reason"])
+    return final
+
+
+def _diverged(folder: RunFolder, reason: str) -> Diverged:
+    return Diverged(
+        f"the run diverged ({reason}); {folder.final} says so, and tables leave the run out; "
+        "lower optimizer.lr, or check the data"
+    )
 
 
 def _train(cfg: DictConfig, folder: RunFolder) -> dict:
@@ -114,8 +125,12 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
             log.info(_summary(record))
         distributed.barrier()  # rank 0 has written every record
         final = result(cfg, folder.read_metrics(), seconds, trainer)
+        reason = divergence(trainer.model, final["test_loss"])
+        final = ({"status": DIVERGED, "reason": reason} if reason else {"status": "done"}) | final
         folder.write_final(final)
         logger.finish()
+        if reason:
+            raise _diverged(folder, reason)
         log.info("done: test accuracy %s%% -> %s", _fmt(final["test_acc"]), folder.final)
         return final
 
