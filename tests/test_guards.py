@@ -17,7 +17,7 @@ from conftest import (
     smoke_overrides,
 )
 from lesam.core.run_folder import RunFolder
-from lesam.engine.guards import NonFiniteSteps, StepGuard, divergence
+from lesam.engine.guards import Diverged, NonFiniteSteps, StepGuard, divergence
 from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
 from lesam.methods.closure import backward_seed
@@ -142,25 +142,20 @@ def test_lesam_radius_stays_finite_when_the_gradient_vanishes():
 
 def test_a_run_that_ends_diverged_says_so_in_one_line_and_in_final_json(tmp_path):
     """lr=1e6 for 4 steps, fewer than trainer.nonfinite_window: the test loss ends nan; no result to average."""
-    command = [
-        sys.executable,
-        "train.py",
-        *QUICK_RUN,
-        "trainer.epochs=2",
-        "optimizer.lr=1e6",
-        f"output_root={tmp_path}",
-    ]
-    first = run_command(command)
+    overrides = [*QUICK_RUN, "trainer.epochs=2", "optimizer.lr=1e6", f"output_root={tmp_path}"]
+    first = run_command([sys.executable, "train.py", *overrides])
     (folder,) = tmp_path.iterdir()
     final = RunFolder(folder).read_final()
     assert (final["status"], final["reason"]) == ("diverged", "its test loss is nan")
     assert RunFolder(folder).is_diverged()
     line = (
-        f"error: the run diverged (its test loss is nan); {folder / 'final.json'} says so, and tables leave the run "
-        "out; lower optimizer.lr, or check the data"
+        f"the run diverged (its test loss is nan); {folder / 'final.json'} says so, and tables leave the run out; "
+        "lower optimizer.lr, or check the data"
     )
-    assert error_line(first) == line
-    assert error_line(run_command(command)) == line  # the same command again: finished, and still diverged
+    assert error_line(first) == f"error: {line}"
+    with pytest.raises(Diverged) as again:  # the same run again: finished, and still diverged
+        run(compose_config(overrides), folder=folder)
+    assert str(again.value) == line
 
 
 def test_weights_that_are_not_finite_count_as_diverged():
