@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lesam.core.run_folder import DIVERGED
 from lesam.engine.cli import quiet_when_the_reader_leaves
 from lesam.report import load_runs
 
@@ -20,8 +21,8 @@ def main(root: str) -> None:
     for run in runs:
         c, f = run["config"], run["final"]
         name = (c["dataset"]["name"], c["model"]["name"], c["optimizer"]["name"], c["seed"])
-        if f is None:
-            print(f"{name[0]:<14}{name[1]:<14}{name[2]:<12}{name[3]:>5}{'unfinished':>12}")
+        if f is None or f.get("status") == DIVERGED:
+            print(f"{name[0]:<14}{name[1]:<14}{name[2]:<12}{name[3]:>5}{'unfinished' if f is None else DIVERGED:>12}")
             continue
         print(
             f"{name[0]:<14}{name[1]:<14}{name[2]:<12}{name[3]:>5}{f['test_acc']:>12.2f}{f['best_test_acc']:>9.2f}"

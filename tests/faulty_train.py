@@ -3,8 +3,8 @@
     python tests/faulty_train.py <fault>:<n> <train.py overrides...>
 
 The fault happens at the n-th time this process reaches its moment (see FAULTS): `kill-after-step:2`
-ends the process with SIGKILL right after optimizer step 2. The faults are patched into this process
-alone, so the product code carries no test hook.
+ends the process with SIGKILL right after optimizer step 2, `sigterm-after-step:2` sends it SIGTERM
+there. The faults are patched into this process alone, so the product code carries no test hook.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import runpy
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -92,24 +93,57 @@ def save_on_a_full_disk(original: Callable, obj: object, f: IO[bytes]) -> None:
     original(obj, FullDisk(f, 100_000))
 
 
-def after_step(n: int) -> None:
+class CtrlCTwice:
+    """A file whose third write (one torch makes for its archive) is interrupted by two Ctrl-C 20 ms apart,
+    as an impatient user presses them."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.writes = f, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 3:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.02)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def save_with_two_ctrl_c(original: Callable, obj: object, f: IO[bytes]) -> None:
+    """torch.save, with two Ctrl-C while it writes."""
+    original(obj, CtrlCTwice(f))
+
+
+def after_step(n: int, fault: Callable[[], None]) -> None:
     after = StepGuard.after
 
-    def after_then_die(self: StepGuard, step: int) -> None:
+    def after_then_fault(self: StepGuard, step: int) -> None:
         after(self, step)
         if step == n:
-            die()
+            fault()
 
-    StepGuard.after = after_then_die
+    StepGuard.after = after_then_fault
+
+
+def send(signum: int) -> Callable[[], None]:
+    """What a stop signal from outside does: the run stops at the next step boundary."""
+    return lambda: os.kill(os.getpid(), signum)
 
 
 FAULTS = {  # name -> patch this process to fail at the n-th moment
-    "kill-after-step": after_step,  # right after optimizer step n (counted over the whole run)
+    "kill-after-step": lambda n: after_step(n, die),  # right after optimizer step n (counted over the whole run)
+    "sigterm-after-step": lambda n: after_step(n, send(signal.SIGTERM)),  # preemption, a time limit
+    "sigint-after-step": lambda n: after_step(n, send(signal.SIGINT)),  # Ctrl-C
+    "sigusr1-after-step": lambda n: after_step(n, send(signal.SIGUSR1)),
     "kill-after-metrics": lambda n: on_call(RunFolder, "append_metrics", n, then_die),  # before line n's checkpoint
     "kill-in-metrics": lambda n: on_call(RunFolder, "append_metrics", n, half_a_line_then_die),  # a cut-off line
     "kill-in-checkpoint": lambda n: on_call(torch, "save", n, half_a_checkpoint_then_die),  # a half-written temporary
     "kill-after-checkpoint": lambda n: on_call(RunFolder, "save_checkpoint", n, then_die),  # between two epochs
     "full-disk-in-checkpoint": lambda n: on_call(torch, "save", n, save_on_a_full_disk),  # ENOSPC
+    "two-ctrl-c-in-checkpoint": lambda n: on_call(torch, "save", n, save_with_two_ctrl_c),
 }
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from lesam.core.errors import UserError
 from lesam.report.aggregate import Stat, collect
 from lesam.report.bench import read_bench
 from lesam.report.paper import PaperValue
-from lesam.report.plan import FINISHED, NOT_STARTED, UNFINISHED, composer, locate, runs
+from lesam.report.plan import DIVERGED, FINISHED, NOT_STARTED, UNFINISHED, composer, locate, runs
 from lesam.report.render import difference, latex, latex_escape, markdown, ours, paper, reproduction
 from lesam.report.spec import Metric, Table, TargetDomainMean
 from lesam.report.tables import grid, quoted, table
@@ -67,6 +67,24 @@ def test_table4_from_run_folders(tmp_path):
     assert "(2/3) | 83.42 |" in text
     assert "Runs: 23 of 27 finished, 1 unfinished, 3 not started." in text
     assert r"\begin{tabular}" in latex(result) and "missing (0/3)" in latex(result)
+
+
+def test_a_diverged_run_counts_in_no_cell_and_the_table_says_so(tmp_path):
+    t = table("table4")
+    planned = runs(t, extra=lambda _: (f"output_root={tmp_path}",))
+    sam = [r for r in planned if r.overrides == ("experiment=cifar100_resnet18", "optimizer=sam")]
+    diverged = {"status": "diverged", "reason": "its test loss is nan", "test_acc": math.nan}
+    with composer() as c:
+        for run, final in zip(sam, [{"test_acc": 80.0}, {"test_acc": 81.0}, diverged], strict=True):
+            write_run(tmp_path, f"seed{run.seed}", c.compose(run.args), final)
+        result = collect(t, locate(planned, c))
+    assert result.blocks[0].stats["ResNet-18", "SAM"].values == {0: 80.0, 1: 81.0}
+    assert (result.count(FINISHED), result.count(DIVERGED)) == (2, 1)
+    text = markdown(result)
+    assert "| ResNet-18 | 80.50 ± 0.71 (2/3) |" in text
+    assert "Runs: 2 of 27 finished, 1 diverged, 24 not started." in text
+    note = "Left out: 1 run diverged (a non-finite test loss or weights at the end; final.json says so) and count in "
+    assert [line for line in text.splitlines() if "diverged (" in line] == [f"- {note}no cell: seed2."]
 
 
 def dg_like_table():

@@ -20,3 +20,14 @@ def test_compare_reads_a_run_whose_last_metrics_line_was_cut_off(tmp_path, capsy
     runpy.run_path(str(ROOT / "scripts" / "compare.py"))["main"](str(tmp_path / "runs"))
     header, line = capsys.readouterr().out.splitlines()
     assert header.startswith("dataset") and line.split()[:4] == ["synthetic", "mlp", "sgd", "0"]
+
+
+def test_compare_shows_a_diverged_run_as_diverged(tmp_path, capsys):
+    cfg = compose_config(smoke_overrides(tmp_path, "model=mlp", *TINY["mlp"], "optimizer=sgd", "trainer.epochs=1"))
+    run(cfg, folder=tmp_path / "runs" / "nan")
+    folder = RunFolder(tmp_path / "runs" / "nan")
+    final = folder.read_final() | {"status": "diverged", "reason": "its test loss is nan", "test_acc": float("nan")}
+    folder.write_final(final)
+    runpy.run_path(str(ROOT / "scripts" / "compare.py"))["main"](str(tmp_path / "runs"))
+    header, line = capsys.readouterr().out.splitlines()
+    assert line.split() == ["synthetic", "mlp", "sgd", "0", "diverged"]

@@ -22,6 +22,7 @@ QUICK = ["debug=smoke", "model=mlp"]
         (["experiment=typo"], "unknown key 'optimizer.rho_mx'"),  # a preset Hydra merges without a word
         (["trainer.channels_last=maybe"], "trainer.channels_last='maybe' must be true or false"),
         (["optimizer.perturb_sync=sideways"], "optimizer.perturb_sync='sideways' must be one of global, local"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf is not a finite number; give it a finite value"),
     ],
 )
 def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
@@ -61,6 +62,23 @@ def compose_with_hydra(overrides: list[str]) -> DictConfig:
     """The config with Hydra's node, which a multirun's check of its jobs validates."""
     with composer():
         return compose("config", overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["optimizer.lr=inf"], "optimizer.lr=inf"),
+        (["optimizer=sam", "optimizer.rho=inf"], "optimizer.rho=inf"),
+        (["optimizer=lesam", "optimizer.delta=inf"], "optimizer.delta=inf"),
+        (["optimizer=lesam", "optimizer.delta=nan"], "optimizer.delta=nan"),  # no range check names nan rightly
+        (["trainer.label_smoothing=-inf"], "trainer.label_smoothing=-inf"),
+        (["trainer.lpf.sigma=nan"], "trainer.lpf.sigma=nan"),
+    ],
+)
+def test_a_value_that_is_not_finite_is_refused_naming_its_key(overrides, key):
+    with pytest.raises(UserError) as error:
+        validate(compose_config(overrides))
+    assert str(error.value) == f"{key} is not a finite number; give it a finite value"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""kill -9 at any moment, a full disk, two processes on one folder: no result lost, none counted twice.
+"""kill -9 or a stop signal at any moment, a full disk, two processes on one folder: no result lost, none counted twice.
 
 Each fault is injected by tests/faulty_train.py into a real `train.py` process; the same command
 run again afterwards must end with the files and weights of a run that was never interrupted.
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from processes import weights, worker_env
 
 from conftest import ROOT, TINY, smoke_overrides
 from lesam.core.run_folder import read_lines
+from lesam.engine.cli import ABORTED
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
 KILLED = -signal.SIGKILL
@@ -80,6 +82,10 @@ FAULTS = [  # the fault, the exit status it gives, what it leaves (as `left_behi
     ("kill-in-checkpoint:2", KILLED, (1, 2, False, True)),  # while writing the second checkpoint
     ("kill-after-checkpoint:3", KILLED, (3, 3, False, False)),  # after the last checkpoint, before final.json
     ("full-disk-in-checkpoint:2", 2, (1, 2, False, False)),  # the disk fills up while a checkpoint is written
+    ("sigint-after-step:2", 128 + signal.SIGINT, (0, 0, False, False)),  # Ctrl-C inside the first epoch
+    ("sigterm-after-step:6", 128 + signal.SIGTERM, (1, 1, False, False)),  # preemption inside epoch 2
+    ("sigusr1-after-step:9", 128 + signal.SIGUSR1, (2, 2, False, False)),  # a time limit on the last epoch's step 1
+    ("two-ctrl-c-in-checkpoint:2", 128 + signal.SIGINT, (1, 2, False, True)),  # the second aborts the write
 ]
 
 
@@ -104,23 +110,52 @@ def test_a_fault_then_the_same_command_ends_as_an_uninterrupted_run(fault, statu
 
 
 @pytest.mark.slow
-def test_a_second_process_on_a_run_folder_refuses_with_one_line(tmp_path):
+@pytest.mark.parametrize("lock_file", ["kept", "deleted"])  # deleted: while the first run holds it
+def test_a_second_process_on_a_run_folder_refuses_with_one_line(lock_file, tmp_path):
     command = [sys.executable, "train.py", *overrides(tmp_path, "dataset.num_train=1024", "trainer.epochs=50")]
     first = subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for line in first.stdout:
             if line.startswith(b"epoch 1:"):
                 break
+        if lock_file == "deleted":
+            (the_folder(tmp_path) / ".lock").unlink()
         second = subprocess.run(command, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=300)
     folder = the_folder(tmp_path)
+    holder = f"process {first.pid} on {socket.gethostname()}" if lock_file == "kept" else "another process"
     assert second.returncode == 2, second.stderr[-3000:]
     assert second.stderr.splitlines() == [
-        f"error: the run folder '{folder}' is in use by process {first.pid} on {socket.gethostname()}; "
+        f"error: the run folder '{folder}' is in use by {holder}; "
         "wait for that run to end (or stop it) before starting it again"
     ]
     assert first.returncode == 128 + signal.SIGTERM  # the first run went on until stopped
     epochs = [r["epoch"] for r in read_lines(folder / "metrics.jsonl")]
     assert epochs == list(range(1, len(epochs) + 1)) and epochs  # each epoch once: nothing from the second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", [0.0, 0.05, 0.2, 0.5])  # seconds after epoch 1's line
+def test_two_ctrl_c_at_any_moment_end_train_py_with_one_line_each(moment, tmp_path):
+    """Two Ctrl-C 20 ms apart, into training steps or a checkpoint being written: exit 130, no traceback, and
+    the same command then ends the run."""
+    big = ["model=mlp", "model.hidden=[2048,2048]", "dataset.num_train=32", "trainer.epochs=8"]  # slow checkpoints
+    command = [sys.executable, "train.py", *smoke_overrides(tmp_path, *big)]
+    train = subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in train.stdout:
+        if line.startswith(b"epoch 1:"):
+            break
+    time.sleep(moment)
+    for _ in range(2):
+        train.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    stderr = train.communicate(timeout=300)[1].decode()
+    assert train.returncode == 128 + signal.SIGINT, stderr
+    lines = stderr.splitlines()
+    assert 1 <= len(lines) <= 2 and all(x == ABORTED or x.startswith("stopped by SIGINT after step ") for x in lines)
+
+    again = subprocess.run(command, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [r["epoch"] for r in read_lines(the_folder(tmp_path) / "metrics.jsonl")] == list(range(1, 9))

@@ -1,14 +1,23 @@
 """Non-finite losses: the step is skipped and counted, BatchNorm keeps its statistics, a stream stops the run."""
 
 import math
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, compose_config, crash_after_first_checkpoint, smoke_overrides
+from conftest import (
+    QUICK_RUN,
+    TINY,
+    compose_config,
+    crash_after_first_checkpoint,
+    error_line,
+    run_command,
+    smoke_overrides,
+)
 from lesam.core.run_folder import RunFolder
-from lesam.engine.guards import NonFiniteSteps, StepGuard
+from lesam.engine.guards import Diverged, NonFiniteSteps, StepGuard, divergence
 from lesam.engine.run import run
 from lesam.engine.trainer import Trainer
 from lesam.methods.closure import backward_seed
@@ -129,3 +138,29 @@ def test_lesam_radius_stays_finite_when_the_gradient_vanishes():
         (w * scale).sum().backward()
         opt.second_step()
         assert torch.isfinite(w).all(), scale
+
+
+def test_a_run_that_ends_diverged_says_so_in_one_line_and_in_final_json(tmp_path):
+    """lr=1e6 for 4 steps, fewer than trainer.nonfinite_window: the test loss ends nan; no result to average."""
+    overrides = [*QUICK_RUN, "trainer.epochs=2", "optimizer.lr=1e6", f"output_root={tmp_path}"]
+    first = run_command([sys.executable, "train.py", *overrides])
+    (folder,) = tmp_path.iterdir()
+    final = RunFolder(folder).read_final()
+    assert (final["status"], final["reason"]) == ("diverged", "its test loss is nan")
+    assert RunFolder(folder).is_diverged()
+    line = (
+        f"the run diverged (its test loss is nan); {folder / 'final.json'} says so, and tables leave the run out; "
+        "lower optimizer.lr, or check the data"
+    )
+    assert error_line(first) == f"error: {line}"
+    with pytest.raises(Diverged) as again:  # the same run again: finished, and still diverged
+        run(compose_config(overrides), folder=folder)
+    assert str(again.value) == line
+
+
+def test_weights_that_are_not_finite_count_as_diverged():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    assert divergence(model, 0.5) is None
+    assert divergence(model, math.inf) == "its test loss is inf"
+    model[1].running_var[0] = math.nan
+    assert divergence(model, math.nan) == "its test loss is nan and its weights are not finite"

@@ -2,17 +2,20 @@
 
 import errno
 import fcntl
+import logging
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 from faulty_train import FullDisk
 
-from conftest import TINY, Crash, compose_config, smoke_overrides
+from conftest import ROOT, TINY, Crash, compose_config, smoke_overrides
 from lesam.core.errors import UserError
 from lesam.core.folder_lock import FolderInUse
 from lesam.core.run_folder import RunFolder, append_line, read_lines
@@ -85,6 +88,37 @@ def test_a_second_process_on_the_folder_is_refused_with_one_line(tmp_path):
     finally:
         holder.unlock()
     assert run(cfg, folder=holder.path)["epochs"] == 1  # let go: the next run takes it
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from lesam.core.folder_lock import FolderLock
+FolderLock(Path(sys.argv[1])).take()
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_deleting_the_lock_file_lets_no_second_process_onto_the_folder(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.check_writable()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder.path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        (folder.path / ".lock").unlink()
+        with pytest.raises(FolderInUse) as refused:
+            folder.lock()
+        assert str(refused.value) == (
+            f"the run folder '{folder.path}' is in use by another process; wait for that run to end "
+            "(or stop it) before starting it again"
+        )
+    finally:
+        holder.communicate(timeout=60)
+    folder.lock()  # its holder has ended: the folder is free
+    folder.unlock()
 
 
 def test_the_lock_ends_with_its_process_not_with_the_workers_it_forked(tmp_path):
@@ -193,3 +227,42 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_checkpoint(failing
         assert torch.load(folder.checkpoint, weights_only=True)["trainer"]["epoch"] == failing - 1
     run(cfg, folder=folder.path)
     assert [r["epoch"] for r in read_lines(folder.metrics)] == [1, 2, 3]
+
+
+DAMAGE = {"garbled": '{"epoch": 2, "train_lo\x00\x00ss": 0.1}\n', "blank": "\n", "missing": ""}
+
+
+@pytest.mark.parametrize("name,damage", [("metrics", "garbled"), ("metrics", "blank"), ("rho", "missing")])
+def test_a_damaged_line_the_checkpoint_vouches_for_is_written_again_from_it(name, damage, tmp_path, caplog):
+    cfg = tiny(tmp_path, "trainer.epochs=3")
+    folder = RunFolder(tmp_path / "run")
+    final = run(cfg, folder=folder.path)
+    whole = folder.metrics.read_text(), folder.rho.read_text()
+    path = getattr(folder, name)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([lines[0], DAMAGE[damage], *lines[2:]]))  # epoch 2's line
+    folder.final.unlink()  # final.json is written again from last.pt, which holds all three epochs
+    with caplog.at_level(logging.WARNING, logger="lesam"):
+        assert run(cfg, folder=folder.path) == final
+    assert (folder.metrics.read_text(), folder.rho.read_text()) == whole
+    note = f"{name}.jsonl: the lines of epochs 2 were damaged or missing; wrote them again from last.pt"
+    assert caplog.messages == [note]
+
+
+def test_a_damaged_line_that_a_checkpoint_without_copies_cannot_mend_is_named(tmp_path, caplog):
+    """A checkpoint of an older version holds no copy of the lines: the damaged one is left out, with a word."""
+    cfg = tiny(tmp_path, "trainer.epochs=3")
+    folder = RunFolder(tmp_path / "run")
+    run(cfg, folder=folder.path)
+    older = torch.load(folder.checkpoint, weights_only=True)
+    del older["lines"]
+    torch.save(older, folder.checkpoint)
+    lines = folder.metrics.read_text().splitlines(keepends=True)
+    folder.metrics.write_text("".join([lines[0], DAMAGE["garbled"], *lines[2:]]))
+    folder.final.unlink()
+    with caplog.at_level(logging.WARNING, logger="lesam"):
+        run(cfg, folder=folder.path)
+    assert folder.metrics.read_text() == lines[0] + lines[2]
+    assert caplog.messages == [
+        "metrics.jsonl: left out its damaged lines 2; last.pt (written by an older version) holds no copy of them"
+    ]

@@ -30,45 +30,67 @@ class FolderInUse(UserError):
 
 
 class FolderLock:
-    """flock on `<folder>/.lock`, which names its holder (pid and host) for the process it keeps out.
+    """flock on the folder itself and on `<folder>/.lock`, which names its holder (pid and host) for the
+    process it keeps out.
 
-    The file stays when the lock is let go: removing it could let two processes lock two files.
+    The folder's lock cannot be deleted from under its holder: removing `.lock` lets no second process
+    in. The file's lock is there for the file systems that lock files but not folders (NFS locks only
+    files open for writing). The file stays when the lock is let go: removing it could let two processes
+    lock two files.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.file = folder / ".lock"
-        self.fd: int | None = None
+        self.fds: list[int] = []
 
     def take(self) -> None:
         """Take the folder for this process, or fail at once naming the process that has it."""
-        with writing(self.file):
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666)
+        fds, unlockable = [], []
+        try:
+            for path, flags in ((self.folder, os.O_RDONLY | os.O_DIRECTORY), (self.file, os.O_RDWR | os.O_CREAT)):
+                with writing(path):
+                    fds.append(os.open(path, flags, 0o666))
+                unlockable += self._lock(fds[-1])
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        if len(unlockable) == len(fds):  # a file system without locks (ENOLCK, ENOSYS: some NFS and Lustre mounts)
+            for fd in fds:
+                os.close(fd)
+            log.warning("cannot lock %s (%s): nothing keeps a second process out of it", self.folder, unlockable[0])
+            return
+        os.ftruncate(fds[-1], 0)
+        os.write(fds[-1], f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self.fds = fds
+        HELD.update(fds)
+
+    def _lock(self, fd: int) -> list[str]:
+        """flock `fd` for this process: [] once locked, [the reason] where the file system cannot lock it;
+        FolderInUse if another process holds it."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
             raise FolderInUse(
                 f"the run folder '{self.folder}' is in use by {self._holder()}; wait for that run to end "
                 "(or stop it) before starting it again"
             ) from None
-        except OSError as error:  # a file system without locks (ENOLCK, ENOSYS: some NFS and Lustre mounts)
-            os.close(fd)
-            log.warning("cannot lock %s (%s): nothing keeps a second process out of it", self.folder, error.strerror)
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        self.fd = fd
-        HELD.add(fd)
+        except OSError as error:
+            return [error.strerror]
+        return []
 
     def release(self) -> None:
         """Let the folder go (ending the process does the same)."""
-        if self.fd is not None:
-            HELD.discard(self.fd)
-            os.close(self.fd)
-            self.fd = None
+        for fd in self.fds:
+            HELD.discard(fd)
+            os.close(fd)
+        self.fds = []
 
     def _holder(self) -> str:
-        """The process that holds the lock, as it wrote itself into the lock file."""
-        pid_host = self.file.read_text(errors="replace").split()
+        """The process that holds the lock, as it wrote itself into the lock file (if the file is still there)."""
+        try:
+            pid_host = self.file.read_text(errors="replace").split()
+        except OSError:
+            pid_host = []
         return f"process {pid_host[0]} on {pid_host[1]}" if len(pid_host) == 2 else "another process"

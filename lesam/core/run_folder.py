@@ -16,11 +16,16 @@ from lesam.core.errors import UserError
 from lesam.core.files import TEMPORARY, load_weights, save_torch, write_json, write_text, writing
 from lesam.core.folder_lock import FolderInUse, FolderLock
 
+LINE_FILES = ("metrics", "rho")  # the files of one line per epoch, as RunFolder names them
+DIVERGED = "diverged"  # final.json's status of a run that ended with a non-finite test loss or weights
+
 
 class RunFolder:
     """`.hydra/` (the composed config), `metrics.jsonl`, `rho.jsonl`, `final.json`, `last.pt` and `train.log`.
 
-    `.lock` is held by the one process that writes the folder (see FolderLock).
+    `.lock` is held by the one process that writes the folder (see FolderLock). The lines of
+    metrics.jsonl and rho.jsonl are also kept in `lines`, which the checkpoint holds: it vouches
+    for them, and mends them when the files are damaged.
     """
 
     def __init__(self, path: Path) -> None:
@@ -30,6 +35,7 @@ class RunFolder:
         self.final = self.path / "final.json"
         self.checkpoint = self.path / "last.pt"
         self.log = self.path / "train.log"
+        self.lines: dict[str, list[dict]] = {name: [] for name in LINE_FILES}  # what they hold, for last.pt
         self._lock = FolderLock(self.path)
 
     def is_finished(self) -> bool:
@@ -39,6 +45,10 @@ class RunFolder:
     def read_final(self) -> dict:
         """The run's result."""
         return json.loads(self.final.read_text())
+
+    def is_diverged(self) -> bool:
+        """Whether the run ended diverged (final.json's `status`): it has no result to count."""
+        return self.is_finished() and self.read_final().get("status") == DIVERGED
 
     @contextmanager
     def removed_on_failure(self) -> Iterator[None]:
@@ -89,24 +99,49 @@ class RunFolder:
 
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's line and make it durable."""
-        append_line(self.metrics, record)
+        self._append("metrics", record)
 
     def append_rho(self, record: dict) -> None:
         """Append one epoch's per-step radii to rho.jsonl and make them durable."""
-        append_line(self.rho, record)
+        self._append("rho", record)
+
+    def _append(self, name: str, record: dict) -> None:
+        append_line(getattr(self, name), record)
+        self.lines[name].append(record)
 
     def read_metrics(self) -> list[dict]:
         """All epoch lines written so far."""
         return read_lines(self.metrics)
 
-    def keep_metrics_through(self, epoch: int) -> None:
-        """Keep the whole lines of epochs up to `epoch`, the checkpoint's (0 without one), in metrics.jsonl and
-        rho.jsonl: lines written after the checkpoint, and a line cut off, are dropped (the run writes them again)."""
-        for path in (self.metrics, self.rho):
-            if path.exists():
-                kept = "".join(json.dumps(r) + "\n" for r in read_lines(path) if r["epoch"] <= epoch)
-                if kept != path.read_text():
-                    write_text(path, kept)
+    def keep_lines_through(self, epoch: int, saved: dict | None) -> list[str]:
+        """Make metrics.jsonl and rho.jsonl hold the lines of the epochs up to `epoch`, the checkpoint's (0 without
+        one), and no others: lines written after the checkpoint, and a line cut off, are dropped (the run writes
+        them again). `saved` is the checkpoint's copy of its lines (`lines`); a line of its epochs that is damaged
+        or missing in the file is written again from it. Returns one note per file that was mended, or whose
+        damaged lines a checkpoint without a copy (an older version's) could not mend."""
+        notes = []
+        for name in LINE_FILES:
+            path = getattr(self, name)
+            found, damaged = parse_lines(path)
+            found = [r for r in found if r["epoch"] <= epoch]
+            kept = found if saved is None else saved[name]
+            on_disk = {json.dumps(r) for r in found}
+            mended = [r["epoch"] for r in kept if json.dumps(r) not in on_disk]
+            if mended:
+                notes.append(
+                    f"{path.name}: the lines of epochs {_listed(mended)} were damaged or missing; wrote them again "
+                    f"from {self.checkpoint.name}"
+                )
+            elif damaged and saved is None and epoch:
+                notes.append(
+                    f"{path.name}: left out its damaged lines {_listed(damaged)}; {self.checkpoint.name} (written by "
+                    "an older version) holds no copy of them"
+                )
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            if text != (path.read_text(errors="replace") if path.exists() else ""):
+                write_text(path, text)
+            self.lines[name] = list(kept)
+        return notes
 
     def write_final(self, record: dict) -> None:
         """Write the run's result; its presence marks the run finished."""
@@ -153,8 +188,9 @@ class ReplicaFolder(RunFolder):
     def append_metrics(self, record: dict) -> None:
         """Rank 0 alone writes."""
 
-    def keep_metrics_through(self, epoch: int) -> None:
+    def keep_lines_through(self, epoch: int, saved: dict | None) -> list[str]:
         """Rank 0 alone writes."""
+        return []
 
     def write_final(self, record: dict) -> None:
         """Rank 0 alone writes."""
@@ -184,6 +220,26 @@ def _drop_cut_off_line(f: IO[bytes]) -> None:
     if f.read(1) != b"\n":
         f.seek(0)
         f.truncate(f.read().rfind(b"\n") + 1)
+
+
+def _listed(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
+
+
+def parse_lines(path: Path) -> tuple[list[dict], list[int]]:
+    """The epoch records of `path`'s whole lines, and the numbers of the lines that are not one (damaged)."""
+    records, damaged = [], []
+    lines = path.read_text(errors="replace").split("\n")[:-1] if path.exists() else []  # as read_lines
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            records.append(record)
+        else:
+            damaged.append(number)
+    return records, damaged
 
 
 def read_lines(path: Path) -> list[dict]:

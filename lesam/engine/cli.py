@@ -25,6 +25,7 @@ EXIT_USER_ERROR = 2
 EXIT_JOBS_FAILED = 1  # a multirun in which some jobs failed
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # as a shell reports a process ended by Ctrl-C
 tracebacks_asked = False  # HYDRA_FULL_ERROR as the user set it: launch reads it before giving Hydra its own value
+ABORTED = "aborted by Ctrl-C; the run folder keeps the last checkpoint written"
 T = TypeVar("T")
 
 
@@ -102,10 +103,6 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             return task(*args, **kwargs)
         except Interrupted as stop:  # last.pt is written and the run has said so: a clean stop, not a failure
             sys.exit(stop.exit_status)
-        except KeyboardInterrupt:  # a second Ctrl-C: no wait for a checkpoint
-            if distributed.is_main():
-                print("aborted by Ctrl-C; the run folder keeps the last checkpoint written", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
         except Exception as error:
             message = None if tracebacks_asked else task_error(error)
             if sweep.in_multirun():
@@ -118,14 +115,33 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     return wrapped
 
 
+def abort_on_ctrl_c(signum: int, frame: object) -> None:
+    """Ctrl-C while no run is stopping for it (before a run starts, or a second one during a stop): one line and
+    exit 130 at once, whatever the process is doing.
+
+    An exception raised here could land anywhere: inside torch writing a checkpoint, it comes out as torch's own
+    error and a traceback. The process ends as kill -9 would end it instead, and an atomic write keeps the
+    previous file.
+    """
+    for stream in (sys.stdout, sys.stderr):  # what was printed before; a stream this signal cut into is skipped
+        try:
+            stream.flush()
+        except (OSError, RuntimeError, ValueError):
+            pass
+    if distributed.is_main():
+        os.write(sys.stderr.fileno(), f"{ABORTED}\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
 def full_error_asked() -> bool:
     """Whether HYDRA_FULL_ERROR asks for full tracebacks: a true value (1, true, yes), not its mere presence."""
     return os.environ.get("HYDRA_FULL_ERROR", "").strip().lower() in ("1", "true", "yes")
 
 
 def launch(main: Callable[[], None]) -> None:
-    """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2."""
+    """Run a @hydra.main function; user mistakes print 'error: ...' and exit with status 2, Ctrl-C one line and 130."""
     global tracebacks_asked
+    signal.signal(signal.SIGINT, abort_on_ctrl_c)  # a run's stop takes Ctrl-C over while it trains
     register_resolvers()
     tracebacks_asked = full_error_asked()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra re-raises instead of printing its own report

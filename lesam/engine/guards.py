@@ -1,12 +1,15 @@
-"""Guards around each optimizer step against non-finite losses and gradients.
+"""Guards around each optimizer step against non-finite losses and gradients, and at the end of a run.
 
 The optimizer already skips, on the device, a step whose loss or gradient is not finite, and
 counts it in `skipped_steps` and `skipped_in_a_row`. What is left: the forward passes of a
-skipped step have moved BatchNorm's running statistics (a NaN there would stay for good), and
-a run that skips step after step is going nowhere and should say so.
+skipped step have moved BatchNorm's running statistics (a NaN there would stay for good), a
+run that skips step after step is going nowhere and should say so, and a run that ends with
+non-finite weights or test loss (fewer steps than the window) has diverged.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -17,6 +20,19 @@ from lesam.optim import SharpnessAware
 
 class NonFiniteSteps(UserError):
     """`window` consecutive steps had a non-finite loss or gradient: the run stops."""
+
+
+class Diverged(UserError):
+    """The run ended with a non-finite test loss or weights: final.json says so, and tables leave it out."""
+
+
+def divergence(model: nn.Module, test_loss: float | None) -> str | None:
+    """Why a run that has ended counts as diverged (its last test loss or its weights are not finite), or None."""
+    reasons = [f"its test loss is {test_loss}"] if test_loss is not None and not math.isfinite(test_loss) else []
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    if tensors and not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
+        reasons.append("its weights are not finite")
+    return " and ".join(reasons) or None
 
 
 class StepGuard:

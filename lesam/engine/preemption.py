@@ -3,7 +3,8 @@
 Clusters announce preemption and time limits with a signal (SLURM: SIGTERM, or the signal of
 `--signal`; submitit: SIGUSR2). The handler only records the signal; the training loop looks at
 the record between steps, so a checkpoint is never taken halfway through a step. A second Ctrl-C
-does not wait for the checkpoint: it raises KeyboardInterrupt at once.
+does not wait for the checkpoint: it goes to the handler Ctrl-C had before the run (train.py's ends
+the process at once with one line; Python's raises KeyboardInterrupt).
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ class StopRequest:
         self.previous.clear()
 
     def _record(self, signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and self.signum:
-            raise KeyboardInterrupt  # Ctrl-C while a stop is under way: the user does not want to wait
+        if signum == signal.SIGINT and self.signum:  # Ctrl-C while a stop is under way: the user does not want to wait
+            previous = self.previous.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            raise KeyboardInterrupt
         self.signum = signum
 
     def due(self, step: int) -> int:
@@ -90,10 +94,10 @@ class StopRequest:
     def hand_on(self, signum: int) -> None:
         """After the checkpoint, call the handler the signal had before (submitit's requeues the job).
 
-        Python's own Ctrl-C handler is not called: the stop is the run's answer to Ctrl-C.
+        Ctrl-C's is not called: the stop is the run's answer to Ctrl-C.
         """
         handler = self.previous.get(signum)
-        if callable(handler) and handler is not signal.default_int_handler:
+        if callable(handler) and signum != signal.SIGINT:
             handler(signum, None)
 
 

@@ -13,7 +13,8 @@ class RhoTrace:
     def __init__(self, stride: int) -> None:
         self.stride = stride
         self.steps: list[int] = []
-        self.values: list[Tensor] = []
+        self.read_back: dict[str, list] = {"rho": [], "clipped": []}  # the steps before a stop, from the checkpoint
+        self.values: list[Tensor] = []  # the radii of the steps since, on the device
         self.clipped: list[Tensor] = []
 
     def add(self, step: int, rho: Tensor, clipped: Tensor | None = None) -> None:
@@ -30,6 +31,16 @@ class RhoTrace:
         None if no step was kept."""
         if not self.steps:
             return None
-        values = torch.stack(self.values + self.clipped).tolist()
-        trace = {"step": self.steps, "rho": values[: len(self.steps)]}
-        return trace | ({"clipped": [v == 1 for v in values[len(self.steps) :]]} if self.clipped else {})
+        values = torch.stack(self.values + self.clipped).tolist() if self.values else []
+        rho = self.read_back["rho"] + values[: len(self.values)]
+        clipped = self.read_back["clipped"] + [v == 1 for v in values[len(self.values) :]]
+        return {"step": self.steps, "rho": rho} | ({"clipped": clipped} if clipped else {})
+
+    def state_dict(self) -> dict:
+        """The radii kept so far, for a checkpoint taken halfway through an epoch."""
+        return self.read() or {"step": [], "rho": []}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the trace of `state_dict()`."""
+        self.steps, self.values, self.clipped = list(state["step"]), [], []
+        self.read_back = {"rho": list(state["rho"]), "clipped": list(state.get("clipped", []))}

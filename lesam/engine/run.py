@@ -13,10 +13,11 @@ from omegaconf import DictConfig
 
 from lesam.core.errors import UserError
 from lesam.core.files import WriteFailed
-from lesam.core.run_folder import ReplicaFolder, RunFolder
+from lesam.core.run_folder import DIVERGED, ReplicaFolder, RunFolder
 from lesam.core.run_id import run_id
 from lesam.engine import distributed
 from lesam.engine.clip_report import clip_warning, run_clipped_fraction
+from lesam.engine.guards import Diverged, divergence
 from lesam.engine.logger import make_logger
 from lesam.engine.preemption import STOP, Interrupted, stop_on_signals
 from lesam.engine.trainer import Trainer
@@ -80,7 +81,17 @@ def run(cfg: DictConfig, folder: Path | None = None) -> dict:
 
 def _finished(folder: RunFolder) -> dict:
     log.info("finished already: %s (delete the folder to train it again)", folder.path)
-    return folder.read_final()
+    final = folder.read_final()
+    if final.get("status") == DIVERGED:
+        raise _diverged(folder, final["reason"])
+    return final
+
+
+def _diverged(folder: RunFolder, reason: str) -> Diverged:
+    return Diverged(
+        f"the run diverged ({reason}); {folder.final} says so, and tables leave the run out; "
+        "lower optimizer.lr, or check the data"
+    )
 
 
 def _train(cfg: DictConfig, folder: RunFolder) -> dict:
@@ -95,7 +106,8 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
     trainer = Trainer(cfg)
     checkpoint = folder.load_checkpoint()
     seconds = _resume(cfg, trainer, checkpoint, folder) if checkpoint is not None else 0.0
-    folder.keep_metrics_through(trainer.epoch)  # the lines of the epochs the checkpoint holds, none without one
+    # the lines of the epochs the checkpoint holds, none without one
+    mended = folder.keep_lines_through(trainer.epoch, checkpoint.get("lines") if checkpoint else None)
     folder.write_config(cfg, overrides)
     with _logging_to(folder.log):
         log.info(
@@ -104,6 +116,8 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
         )
         if checkpoint is not None:
             log.info("resuming %s %s", folder.path, _position(trainer))
+        for note in mended:
+            log.warning("%s", note)
         logger = make_logger(cfg, folder.path)
         while not trainer.done:
             record = _epoch_or_stop(cfg, trainer, folder, seconds)
@@ -112,22 +126,27 @@ def _train(cfg: DictConfig, folder: RunFolder) -> dict:
             if trace is not None:
                 folder.append_rho({"epoch": record["epoch"]} | trace)
             folder.append_metrics(record)
-            folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+            folder.save_checkpoint(_checkpoint(cfg, trainer, folder, seconds))
             logger.log(record, step=trainer.epoch)
             log.info(_summary(record))
             if (warning := clip_warning(cfg.optimizer, record)) is not None:
                 log.warning(warning)
         distributed.barrier()  # rank 0 has written every record
         final = result(cfg, folder.read_metrics(), seconds, trainer)
+        reason = divergence(trainer.model, final["test_loss"])
+        final = ({"status": DIVERGED, "reason": reason} if reason else {"status": "done"}) | final
         folder.write_final(final)
         logger.finish()
+        if reason:
+            raise _diverged(folder, reason)
         log.info("done: test accuracy %s%% -> %s", _fmt(final["test_acc"]), folder.final)
         return final
 
 
-def _checkpoint(cfg: DictConfig, trainer: Trainer, seconds: float) -> dict:
-    """last.pt: the trainer's state, the seconds trained so far, and the run it belongs to."""
-    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg)}
+def _checkpoint(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds: float) -> dict:
+    """last.pt: the trainer's state, the seconds trained so far, the run it belongs to, and the lines of
+    metrics.jsonl and rho.jsonl it vouches for."""
+    return {"trainer": trainer.state_dict(), "seconds": seconds, "run_id": run_id(cfg), "lines": folder.lines}
 
 
 def _resume(cfg: DictConfig, trainer: Trainer, checkpoint: dict, folder: RunFolder) -> float:
@@ -153,7 +172,7 @@ def _epoch_or_stop(cfg: DictConfig, trainer: Trainer, folder: RunFolder, seconds
     try:
         return _epoch(cfg, trainer)
     except Interrupted as stop:
-        folder.save_checkpoint(_checkpoint(cfg, trainer, seconds))
+        folder.save_checkpoint(_checkpoint(cfg, trainer, folder, seconds))
         distributed.barrier()  # no process leaves before rank 0 has written last.pt
         stop.checkpoint = folder.checkpoint
         if distributed.is_main():  # the one line the run ends with, before a requeueing handler may end the process

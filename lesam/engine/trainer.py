@@ -141,9 +141,8 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         self.generator.manual_seed(seed)
-        stats, done_seconds = self._resume_epoch()
+        stats, trace, done_seconds = self._resume_epoch()
         self.model.train()
-        trace = RhoTrace(t.rho_every)
         start = time.perf_counter()
         progress = None if t.progress and distributed.is_main() else True  # tqdm's None: shown on a terminal only
         batches = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, disable=progress)
@@ -166,7 +165,7 @@ class Trainer:
             self.step += 1
             self.method.after_step(self.step, batch)
             self.guard.after(self.step)
-            self._stop_if_asked(stats, done_seconds + time.perf_counter() - start)
+            self._stop_if_asked(stats, trace, done_seconds + time.perf_counter() - start)
         self.epoch += 1
         if self.done and self.optimizer.refresh_bn_before_final_test:
             self._recompute_bn_statistics()
@@ -256,26 +255,30 @@ class Trainer:
         order = self.train_loader if isinstance(self.train_loader, GpuLoader) else self.train_loader.sampler
         order.set_epoch(epoch, skip_batches=skip_batches)
 
-    def _resume_epoch(self) -> tuple[EpochStats, float]:
-        """Start the epoch's sampler where an interrupted epoch stopped, with its statistics and RNG state."""
+    def _resume_epoch(self) -> tuple[EpochStats, RhoTrace, float]:
+        """Start the epoch's sampler where an interrupted epoch stopped, with its statistics, radii and RNG state."""
         done = self.step - self.epoch * self.steps_per_epoch  # batches trained before an interruption
         self._draw_order(self.epoch, skip_batches=done)
-        stats, seconds = EpochStats(self.device), 0.0
+        stats, trace, seconds = EpochStats(self.device), RhoTrace(self.cfg.trainer.rho_every), 0.0
         if done and self.resume_rng is not None:
             set_rng_state(self.resume_rng)
         if done and self.partial is not None:
             stats.load_state_dict(self.partial["stats"])
+            trace.load_state_dict(self.partial.get("rho", trace.state_dict()))  # absent from older checkpoints
             seconds = self.partial["seconds"]
         self.resume_rng = self.partial = None
-        return stats, seconds
+        return stats, trace, seconds
 
-    def _stop_if_asked(self, stats: EpochStats, seconds: float) -> None:
+    def _stop_if_asked(self, stats: EpochStats, trace: RhoTrace, seconds: float) -> None:
         """After a step: on a stop signal keep the epoch so far (summed over processes on rank 0) and raise."""
         signum = STOP.due(self.step)
         if not signum:
             return
         stats.all_reduce()
-        self.partial = {"stats": stats.state_dict(), "seconds": seconds} if distributed.is_main() else None
+        if distributed.is_main():
+            self.partial = {"stats": stats.state_dict(), "rho": trace.state_dict(), "seconds": seconds}
+        else:
+            self.partial = None
         raise Interrupted(signum, self.step)
 
     def evaluate(self) -> dict:

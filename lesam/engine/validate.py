@@ -11,6 +11,7 @@ Hydra itself rejects an unknown key on the command line; the schema also catches
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -115,6 +116,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
         check_run_mode(hydra)
         check_names(cfg, hydra.runtime.choices)
     check_schema(cfg)
+    check_finite(cfg)
     check_ranges(cfg, RULES)
 
 
@@ -156,6 +158,20 @@ def check_kept(overrides: Sequence[str]) -> None:
         key = override[1:].partition("=")[0]
         if override.startswith("~") and not key.startswith("hydra."):
             raise UserError(f"~{key}: the run needs {key}; set {key}=<value> instead of deleting it")
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """Refuse inf and nan anywhere in the config: no setting means them, and a run would train on them to a
+    diverged end (`optimizer.lr=inf`) or pass a range check it should fail (`optimizer.rho=inf` > 0)."""
+    for group in cfg:
+        if group == "hydra":
+            continue
+        node = cfg[group]
+        node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        for key, value in _leaves(node, str(group)):
+            numbers = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise UserError(f"{key}={value!r} is not a finite number; give it a finite value")
 
 
 def check_ranges(cfg: DictConfig, rules: Rules) -> None:

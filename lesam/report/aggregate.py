@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lesam.report.confidence import Interval, difference_interval, mean_interval, ordering
 from lesam.report.paper import PaperTable, PaperValue, paper_tables
-from lesam.report.plan import FINISHED, RunState
+from lesam.report.plan import DIVERGED, FINISHED, RunState
 from lesam.report.spec import Block, Cell, Reading, Table
 
 
@@ -218,5 +218,17 @@ def collect(
             stats = {(r, c): None for r in rows for c in columns}
             values = {(r, c): rows[r].get(c) for r, c in stats}
             blocks.append(BlockResult(title, tuple(rows), columns, stats, values, paper_only=True))
-    notes = list(table.notes) + (list(paper.notes) if paper else [])
+    notes = _diverged_note(states) + list(table.notes) + (list(paper.notes) if paper else [])
     return TableResult(table, paper.source if paper else table.title, blocks, list(states), notes)
+
+
+def _diverged_note(states: Sequence[RunState]) -> list[str]:
+    """One note naming the runs that diverged, which no cell counts; none if no run did."""
+    folders = [s.folder.name for s in states if s.status == DIVERGED]
+    if not folders:
+        return []
+    runs = "1 run" if len(folders) == 1 else f"{len(folders)} runs"
+    return [
+        f"Left out: {runs} diverged (a non-finite test loss or weights at the end; final.json says so) and "
+        f"count in no cell: {', '.join(folders)}."
+    ]

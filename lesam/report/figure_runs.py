@@ -34,13 +34,20 @@ class FigureRun:
 
     @property
     def finished(self) -> bool:
-        """Whether the run wrote final.json."""
-        return RunFolder(self.folder).is_finished()
+        """Whether the run wrote final.json and did not diverge."""
+        return RunFolder(self.folder).is_finished() and not self.diverged
+
+    @property
+    def diverged(self) -> bool:
+        """Whether final.json says the run diverged (it is left out of the figure)."""
+        return RunFolder(self.folder).is_diverged()
 
     @property
     def status(self) -> str:
-        """finished, unfinished (a folder without final.json) or missing."""
-        return "finished" if self.finished else "unfinished" if self.folder.exists() else "missing"
+        """finished, diverged, unfinished (a folder without final.json) or missing."""
+        if not RunFolder(self.folder).is_finished():
+            return "unfinished" if self.folder.exists() else "missing"
+        return "diverged" if self.diverged else "finished"
 
     @property
     def final(self) -> dict:

@@ -30,6 +30,7 @@ from lesam.report.spec import Analysis, Table
 log = logging.getLogger("lesam")
 DEFAULT_ROOT = Path("outputs")  # train.py's output_root
 FINISHED, UNFINISHED, NOT_STARTED = "finished", "unfinished", "not started"
+DIVERGED = "diverged"  # finished without a result to count: final.json says the run diverged
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,14 @@ class RunState:
 
     @property
     def status(self) -> str:
-        """finished (final.json written), unfinished (a folder without it) or not started."""
+        """finished (final.json written), diverged (final.json says so), unfinished (a folder without it) or
+        not started."""
         if self.folder is None:
             return NOT_STARTED
-        return FINISHED if RunFolder(self.folder).is_finished() else UNFINISHED
+        folder = RunFolder(self.folder)
+        if not folder.is_finished():
+            return UNFINISHED
+        return DIVERGED if folder.is_diverged() else FINISHED
 
 
 def locate(planned: Sequence[Run], composer: Composer, root: Path | None = None) -> list[RunState]:

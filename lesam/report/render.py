@@ -6,7 +6,7 @@ from __future__ import annotations
 from lesam.report.aggregate import BlockResult, Difference, Stat, TableResult
 from lesam.report.confidence import Interval, verdict
 from lesam.report.paper import PaperValue
-from lesam.report.plan import FINISHED, NOT_STARTED, UNFINISHED
+from lesam.report.plan import DIVERGED, FINISHED, NOT_STARTED, UNFINISHED
 
 LEGEND = (
     "Ours: mean ± std over seeds (sample std), then (runs with a result / runs of the cell); "
@@ -97,7 +97,7 @@ def status(result: TableResult) -> str:
     if not result.states:
         return "Runs: none (this table is not computed from training runs)."
     parts = [f"{result.count(FINISHED)} of {len(result.states)} finished"]
-    parts += [f"{result.count(s)} {s}" for s in (UNFINISHED, NOT_STARTED) if result.count(s)]
+    parts += [f"{result.count(s)} {s}" for s in (DIVERGED, UNFINISHED, NOT_STARTED) if result.count(s)]
     return "Runs: " + ", ".join(parts) + "."
 
 

@@ -92,7 +92,7 @@ def make_figure(
         )
     if len(finished) < len(runs):
         log.warning(
-            "%s: %d of %d runs are missing or unfinished under %s; the figure shows the others "
+            "%s: %d of %d runs are missing, unfinished or diverged under %s; the figure shows the others "
             "(`make %s DRY=1` lists them all with their state)",
             name,
             len(runs) - len(finished),
