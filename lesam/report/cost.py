@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from omegaconf import DictConfig
+
 from lesam.report.paper import paper_tables
 from lesam.report.plan import Composer, Run
 from lesam.report.tables import CIFAR, CIFAR_BACKBONES
@@ -30,18 +32,23 @@ def seconds_per_epoch(model: str, optimizer: str) -> float | None:
     return value.mean / 2 if optimizer in ONE_PASS else value.mean
 
 
+def run_hours(cfg: DictConfig) -> float | None:
+    """The estimated GPU-hours of one whole run of `cfg`, or None where the paper gives no time for it."""
+    if cfg.dataset.name not in CIFAR or cfg.trainer.get("steps") is not None:
+        return None
+    seconds = seconds_per_epoch(cfg.model.name, cfg.optimizer.name)
+    return None if seconds is None else seconds * cfg.trainer.epochs / 3600
+
+
 def gpu_hours(planned: Sequence[Run], composer: Composer) -> float | None:
     """The estimated GPU-hours of the runs, or None where the paper gives no time for one of them."""
     total = 0.0
-    for run in planned:
-        cfg = composer.compose((*run.overrides, *run.extra))  # the seed changes no cost: one config per cell
-        if cfg.dataset.name not in CIFAR or cfg.trainer.get("steps") is not None:
+    for run in planned:  # composed without the seed, which changes no cost: one config per cell
+        hours = run_hours(composer.compose((*run.overrides, *run.extra)))
+        if hours is None:
             return None
-        seconds = seconds_per_epoch(cfg.model.name, cfg.optimizer.name)
-        if seconds is None:
-            return None
-        total += seconds * cfg.trainer.epochs
-    return total / 3600
+        total += hours
+    return total
 
 
 def cost_note(planned: Sequence[Run], composer: Composer) -> str:
