@@ -138,7 +138,7 @@ def table_standings(
 
 
 def summary(name: str, standings: Sequence[Standing]) -> str:
-    """'table1: 126 runs: 40 done, ..., 80 not started; about 312 GPU-hours left (2 runs not estimated)'."""
+    """'table1: 126 runs: 40 done, ..., 80 not started; about 312 GPU-hours left, 2 runs not estimated'."""
     counts = Counter(s.state for s in standings)
     parts = ", ".join(f"{counts[state]} {state}" for state in STATES)
     left = [s.hours_left for s in standings if s.state not in (DONE, DIVERGED)]
