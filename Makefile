@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test test-slow lint demo bench clean smoke tables recipes $(TABLES)
+.PHONY: help setup test test-slow lint demo bench clean smoke tables recipes status $(TABLES)
 TABLES := table1 table2 table3 table4 table5 table6 table7 table_lesam_plus table_dg
 # make tableN [DRY=1] [FROM=DIR] [GPUS=0,1,..] [LAUNCHER=slurm] [SEEDS=0,1,2] [BENCH=file] [VARIANT=authors] [ARGS="key=value ..."]
 # VARIANT=authors (table1, table4): the LE-SAM authors' code's recipe instead of the paper's, into tables/<table>_authors.*
@@ -60,6 +60,9 @@ tables: $(STAMP)  ## write every table from the runs under outputs/ (or FROM=DIR
 
 recipes: $(STAMP)  ## what each cell of a table trains with: make recipes TABLE=table1 [SOURCES=1: where each value comes from] [VARIANT=authors]
 	@$(PY) scripts/recipes.py $(or $(TABLE),table1) $(if $(SOURCES),--sources) $(if $(VARIANT),--variant $(VARIANT))
+
+status: $(STAMP)  ## where each run of a table stands (done, running, stopped, ...) and the GPU-hours left: make status [TABLE=tableN] [FROM=DIR]
+	@$(PY) scripts/status.py $(or $(TABLE),all) $(if $(FROM),--from $(FROM)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 smoke: $(STAMP)  ## every experiment preset for 2 steps, tiny, on synthetic data; then every table end to end
 	$(PY) scripts/smoke.py

@@ -216,18 +216,31 @@ def _summary(record: dict) -> str:
     )
 
 
+def _ending(error: Exception) -> str:
+    """How an error ended the run, in one line: as the CLI prints a user mistake, else its type and message."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, UserError):
+        return f"error: {text}"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
 @contextmanager
 def _logging_to(path: Path) -> Iterator[None]:
-    """Copy the log into the run's train.log while the run trains (and only then)."""
+    """Copy the log into the run's train.log while the run trains (and only then), and the error that ends it."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
         yield
+    except Exception as error:
+        if not isinstance(error, Interrupted):  # a stop has its own line; an error is printed once, by the CLI
+            ending = {"levelno": logging.ERROR, "levelname": "ERROR", "msg": _ending(error)}
+            handler.handle(logging.makeLogRecord(ending))
+        raise
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

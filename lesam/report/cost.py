@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from lesam.report.bench import read_bench
 from lesam.report.paper import paper_tables
 from lesam.report.plan import Composer, Run
@@ -71,19 +73,26 @@ def epoch_times(bench: Path | None) -> EpochTimes:
     return EpochTimes.paper() if bench is None else EpochTimes.measured(bench)
 
 
+def run_hours(cfg: DictConfig, times: EpochTimes | None = None) -> tuple[float | None, str]:
+    """The estimated GPU-hours of one whole run of `cfg` (the paper's times by default), and their source;
+    None where there is no time for it."""
+    times = times or EpochTimes.paper()
+    if cfg.dataset.name not in CIFAR or cfg.trainer.get("steps") is not None:
+        return None, times.source
+    seconds, source = times.seconds(cfg.model.name, cfg.optimizer.name)
+    return (None if seconds is None else seconds * cfg.trainer.epochs / 3600), source
+
+
 def estimate(planned: Sequence[Run], composer: Composer, times: EpochTimes) -> tuple[float | None, Counter]:
     """The runs' GPU-hours (None where one of them has no time) and how many runs each source timed."""
     total, sources = 0.0, Counter()
-    for run in planned:
-        cfg = composer.compose((*run.overrides, *run.extra))  # the seed changes no cost: one config per cell
-        if cfg.dataset.name not in CIFAR or cfg.trainer.get("steps") is not None:
+    for run in planned:  # composed without the seed, which changes no cost: one config per cell
+        hours, source = run_hours(composer.compose((*run.overrides, *run.extra)), times)
+        if hours is None:
             return None, sources
-        seconds, source = times.seconds(cfg.model.name, cfg.optimizer.name)
-        if seconds is None:
-            return None, sources
-        total += seconds * cfg.trainer.epochs
+        total += hours
         sources[source] += 1
-    return total / 3600, sources
+    return total, sources
 
 
 def gpu_hours(planned: Sequence[Run], composer: Composer, times: EpochTimes | None = None) -> float | None:

@@ -75,13 +75,14 @@ class FigureRun:
 
 
 def resolve(specs: Sequence[RunSpec], extra: Sequence[str], root: Path) -> list[FigureRun]:
-    """Each spec with the user's overrides (and `root` as output_root) applied, its config and its folder."""
+    """Each spec with the user's overrides (and `root` as output_root) applied, its config and its folder
+    (Composer.home: its own, or a finished one of the same run that it adopts)."""
     where = [] if Path(root) == DEFAULT_ROOT else [f"output_root={root}"]
     runs = []
     with composer() as c:
         for spec in specs:
             overrides = merge_overrides(spec.overrides, [*extra, *where])
-            runs.append(FigureRun(spec.series, overrides, c.compose(overrides), c.folder(overrides)))
+            runs.append(FigureRun(spec.series, overrides, c.compose(overrides), c.home(overrides)))
     return runs
 
 

@@ -58,7 +58,7 @@ def analyses(
     """Run each pending analysis of every finished run, one after another; failed commands."""
     failed = []
     for run in planned:
-        folder = composer.folder(run.args)
+        folder = composer.home(run.args)
         if not (folder / "final.json").is_file():
             continue
         for analysis in pending_analyses(run, folder, todo):
@@ -78,7 +78,7 @@ def per_gpu(
     """Each run (then its analyses) as its own process pinned to one GPU, one run per GPU at a time."""
     jobs: queue.Queue[list[list[str]]] = queue.Queue()
     for run in planned:
-        folder = composer.folder(run.args)
+        folder = composer.home(run.args)
         steps = [] if (folder / "final.json").is_file() else [train_argv(run.args)]
         steps += [analyze_argv(a.overrides, folder) for a in pending_analyses(run, folder, todo)]
         if steps:

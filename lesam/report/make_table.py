@@ -13,7 +13,18 @@ from lesam.report import launch
 from lesam.report.aggregate import TableResult, collect
 from lesam.report.bench import bench_status, read_bench
 from lesam.report.cost import cost_note, epoch_times
-from lesam.report.plan import FINISHED, Composer, Run, RunState, command_line, composer, locate, missing_configs, runs
+from lesam.report.plan import (
+    FINISHED,
+    Composer,
+    Run,
+    RunState,
+    adopted,
+    command_line,
+    composer,
+    locate,
+    missing_configs,
+    runs,
+)
 from lesam.report.render import latex, markdown
 from lesam.report.spec import Table
 from lesam.report.tables import ALIASES, TABLES, table
@@ -58,23 +69,39 @@ def check_configs(t: Table, extra: Sequence[str]) -> None:
 
 
 def dry_run(t: Table, options: Options) -> None:
-    """Print one line per run, the full command that runs it (and its analyses)."""
+    """Print one line per run, the full command that runs it (and its analyses), or a comment naming the
+    finished folder it adopts."""
     planned = runs(t, options.seeds, lambda _: options.overrides(t))
     with composer() as c:
+        homes = adopted(planned, c)
         for r in planned:
-            print(command_line(r, t.analyses, c.folder(r.args) if t.analyses else None))
+            if r in homes:
+                print(f"# {adoption(homes[r], c.folder(r.args))}")
+            else:
+                print(command_line(r, t.analyses, c.folder(r.args) if t.analyses else None))
         cost = f", {cost_note(planned, c, epoch_times(options.bench))}" if planned else ""
     print(f"{t.name}: {len(planned)} runs{cost} (dry run: nothing launched)", file=sys.stderr)
 
 
 def launch_runs(t: Table, planned: list[Run], c: Composer, options: Options) -> list[str]:
-    """Launch or resume the runs, then the pending analyses; the commands that failed."""
+    """Launch or resume the runs, then the pending analyses; the commands that failed.
+
+    A run that a finished folder under another name holds is adopted, not trained again (Composer.home).
+    """
     if not planned:
         return []
+    homes = adopted(planned, c)
+    for run, home in homes.items():
+        print(adoption(home, c.folder(run.args)), file=sys.stderr)
     if options.gpus:
         return launch.per_gpu(planned, c, options.gpus, t.analyses, options.runner)
-    failed = launch.sequential(planned, options.launcher, options.runner)
+    failed = launch.sequential([r for r in planned if r not in homes], options.launcher, options.runner)
     return failed + launch.analyses(planned, c, t.analyses, options.runner)
+
+
+def adoption(found: Path, own: Path) -> str:
+    """The line that says a finished folder stands for a run's own folder."""
+    return f"adopted {found} for {own}: the same run, finished; not trained again"
 
 
 def build(t: Table, options: Options) -> tuple[TableResult, list[str]]:

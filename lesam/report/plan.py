@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from lesam.core.paths import CONFIGS, PROJECT
 from lesam.core.resolvers import register_resolvers
 from lesam.core.run_folder import RunFolder
-from lesam.core.run_id import run_id
+from lesam.core.run_id import identity_digest, run_id
 from lesam.report.spec import Analysis, Table
 
 log = logging.getLogger("lesam")
@@ -71,17 +71,22 @@ def runs(table: Table, seeds: Sequence[int] | None = None, extra: Callable[[tupl
 
 
 def multiruns(planned: Sequence[Run]) -> list[Multirun]:
-    """Group runs into Hydra multiruns: runs that differ only in the value of their last override and the seed."""
-    groups: dict[tuple, dict] = {}
+    """Group runs into Hydra multiruns: runs that differ only in the value of their last override and the seed.
+
+    A multirun trains every value with every seed, so values join one only when they have the same seeds.
+    """
+    groups: dict[tuple, dict[str, dict[int, None]]] = {}
     for run in planned:
         *fixed, last = run.overrides or ("",)
         key, _, value = last.partition("=")
-        group = groups.setdefault((tuple(fixed), key, run.extra), {"values": {}, "seeds": {}})
-        group["values"][value] = None
-        group["seeds"][run.seed] = None
+        groups.setdefault((tuple(fixed), key, run.extra), {}).setdefault(value, {})[run.seed] = None
+    grouped: dict[tuple, dict[str, None]] = {}
+    for (fixed, key, extra), seeds_of in groups.items():
+        for value, seeds in seeds_of.items():
+            grouped.setdefault((fixed, key, extra, tuple(seeds)), {})[value] = None
     return [
-        Multirun(fixed, key, tuple(g["values"]) if key else (), tuple(g["seeds"]), extra)
-        for (fixed, key, extra), g in groups.items()
+        Multirun(fixed, key, tuple(values) if key else (), seeds, extra)
+        for (fixed, key, extra, seeds), values in grouped.items()
     ]
 
 
@@ -159,7 +164,7 @@ class Composer:
 
     def __init__(self) -> None:
         self._cache: dict[tuple, DictConfig] = {}
-        self._indexes: dict[Path, dict[str, tuple[Path, dict]]] = {}
+        self._indexes: dict[Path, RunIndex] = {}
 
     def compose(self, overrides: Sequence[str], config_name: str = "config") -> DictConfig:
         """The config that `python <entry>.py <overrides>` would run (cached)."""
@@ -174,13 +179,23 @@ class Composer:
         return Path(cfg.output_root) / run_id(cfg)
 
     def find(self, args: Sequence[str], root: Path | None = None) -> tuple[Path, dict] | None:
-        """The folder and saved config of the run that `args` make, found by its run id below `root`
-        (its own output_root by default), wherever below it the run was written; None if there is none."""
+        """The folder and saved config of the run that `args` make, found by what it computes below `root`
+        (its own output_root by default), wherever below it and by whichever release it was written; None if
+        there is none."""
         cfg = self.compose(args)
         base = Path(root) if root is not None else Path(cfg.output_root)
         if base not in self._indexes:
             self._indexes[base] = index_runs(base)
-        return self._indexes[base].get(run_id(cfg))
+        return self._indexes[base].get(cfg)
+
+    def home(self, args: Sequence[str]) -> Path:
+        """The folder that holds the run `args` make: its own, unless a finished folder of the same run lies
+        under another name below its output_root (trained by an earlier release, or moved): that one is adopted."""
+        own = self.folder(args)
+        found = self.find(args)
+        if found is None or RunFolder(own).is_finished() or not RunFolder(found[0]).is_finished():
+            return own
+        return found[0]
 
 
 @contextmanager
@@ -195,23 +210,50 @@ def composer() -> Iterator[Composer]:
         GlobalHydra.instance().clear()
 
 
-def index_runs(root: Path) -> dict[str, tuple[Path, dict]]:
-    """Run id -> (folder, config) for every run folder below `root`, the id computed from its saved config.
+@dataclass
+class RunIndex:
+    """The run folders below one folder, by what they compute and by name."""
 
-    Of two folders of one run (a copy, say), a finished one is taken.
+    by_identity: dict[str, tuple[Path, dict]]
+    by_name: dict[str, tuple[Path, dict]]
+
+    def get(self, cfg: DictConfig) -> tuple[Path, dict] | None:
+        """The folder and saved config of the run `cfg` describes, or None.
+
+        A finished folder of the same run first, under any name; else the run's own folder, named by its id
+        (which its config wrote, though the weights file that config names may have moved since); else an
+        unfinished folder of the same run under another name.
+        """
+        same = self.by_identity.get(identity_digest(cfg))
+        if same is not None and RunFolder(same[0]).is_finished():
+            return same
+        return self.by_name.get(run_id(cfg)) or same
+
+
+def index_runs(root: Path) -> RunIndex:
+    """Every run folder below `root`, by the identity of its saved config and by its name.
+
+    Of two folders of one run (a copy, or one trained by an earlier release), a finished one is taken.
     """
-    found: dict[str, tuple[Path, dict]] = {}
+    index = RunIndex({}, {})
     for config_file in sorted(Path(root).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
         try:
             config = OmegaConf.load(config_file)
-            key = run_id(config)
+            key = identity_digest(config)
         except Exception as error:  # noqa: BLE001 - an unreadable folder is reported and left out, not fatal
             log.warning("left out %s: its config cannot be read (%s)", folder, error)
             continue
-        if key not in found or not RunFolder(found[key][0]).is_finished():
-            found[key] = (folder, OmegaConf.to_container(config, resolve=True))
-    return found
+        entry = (folder, OmegaConf.to_container(config, resolve=True))
+        _keep(index.by_identity, key, entry)
+        _keep(index.by_name, folder.name, entry)
+    return index
+
+
+def _keep(found: dict[str, tuple[Path, dict]], key: str, entry: tuple[Path, dict]) -> None:
+    """Put `entry` under `key` unless a finished folder is there already."""
+    if key not in found or not RunFolder(found[key][0]).is_finished():
+        found[key] = entry
 
 
 @dataclass
@@ -221,6 +263,7 @@ class RunState:
     run: Run
     folder: Path | None
     config: dict | None
+    own: Path | None = None  # the folder train.py writes the run into
 
     @property
     def status(self) -> str:
@@ -235,9 +278,15 @@ class RunState:
 
 
 def locate(planned: Sequence[Run], composer: Composer, root: Path | None = None) -> list[RunState]:
-    """Find each planned run's folder by its run id, below `root` or else below its own output_root."""
+    """Find each planned run's folder by what it computes, below `root` or else below its own output_root."""
     states = []
     for run in planned:
         folder, config = composer.find(run.args, root) or (None, None)
-        states.append(RunState(run, folder, config))
+        states.append(RunState(run, folder, config, composer.folder(run.args)))
     return states
+
+
+def adopted(planned: Sequence[Run], composer: Composer) -> dict[Run, Path]:
+    """The runs that a finished folder under another name holds (Composer.home), each with that folder."""
+    homes = {run: composer.home(run.args) for run in planned}
+    return {run: home for run, home in homes.items() if home != composer.folder(run.args)}
