@@ -69,15 +69,18 @@ class Crash(Exception):
     """Stands for a process that dies."""
 
 
-def crash_after_first_checkpoint(cfg: DictConfig, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run `cfg` in `folder` until its first checkpoint is written, then end it as a crash would."""
+def crash_after_first_checkpoint(
+    cfg: DictConfig, folder: Path, monkeypatch: pytest.MonkeyPatch, crash: type[BaseException] = Crash
+) -> None:
+    """Run `cfg` in `folder` until its first checkpoint is written, then end it with `crash` (an error, or a
+    BaseException that nothing of the run reports, as for kill -9)."""
     save = RunFolder.save_checkpoint
 
     def save_then_crash(self, state):
         save(self, state)
-        raise Crash
+        raise crash
 
     monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_crash)
-    with pytest.raises(Crash):
+    with pytest.raises(crash):
         run(cfg, folder=folder)
     monkeypatch.setattr(RunFolder, "save_checkpoint", save)

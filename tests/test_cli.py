@@ -94,7 +94,11 @@ def test_a_listing_piped_into_a_reader_that_leaves_ends_quietly(tmp_path):
 @pytest.mark.parametrize(
     "script,shown,hidden",
     [
-        ("train.py", ("experiment ", "optimizer ", "sweep ", "hydra/launcher "), ("recipe", "analysis", "trainer:")),
+        (
+            "train.py",
+            ("experiment ", "recipe_variant ", "optimizer ", "sweep ", "hydra/launcher "),
+            ("recipe/", "analysis", "trainer:"),  # the recipe layers apply themselves; recipe_variant is a choice
+        ),
         ("analyze.py", ("analysis  accuracy, hessian, landscape, lpf, pgd",), ("optimizer", "recipe", "trainer")),
     ],
 )

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_preemption import signal_after_step
 
-from conftest import compose_config, run_command
+from conftest import compose_config, crash_after_first_checkpoint, run_command
 from lesam.core.errors import UserError
 from lesam.core.files import WriteFailed
 from lesam.core.folder_lock import FolderInUse, FolderLock
@@ -52,20 +52,6 @@ class Killed(BaseException):
     """Stands for kill -9: the process ends, and nothing of it sees an error to report."""
 
 
-def killed_after_first_checkpoint(cfg, folder, monkeypatch) -> None:
-    """Run `cfg` in `folder` until its first checkpoint is written, then end it as kill -9 would."""
-    save = RunFolder.save_checkpoint
-
-    def save_then_die(self, state):
-        save(self, state)
-        raise Killed
-
-    monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        run(cfg, folder=folder)
-    monkeypatch.undo()
-
-
 def snapshot(folder):
     """Every file of `folder` with its size and modification time."""
     return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
@@ -81,7 +67,7 @@ def test_every_state_a_run_can_be_in(tmp_path, monkeypatch):
     run(cfg[1], folder=folder[1])  # diverged, as its final.json says
     final = RunFolder(folder[1]).read_final() | {"status": "diverged"}
     RunFolder(folder[1]).final.write_text(json.dumps(final))
-    killed_after_first_checkpoint(cfg[2], folder[2], monkeypatch)  # after epoch 1; a process will hold it
+    crash_after_first_checkpoint(cfg[2], folder[2], monkeypatch, Killed)  # after epoch 1; a process will hold it
     signal_after_step(monkeypatch, 6)  # stopped halfway through epoch 2
     with pytest.raises(Interrupted):
         run(cfg[3], folder=folder[3])
