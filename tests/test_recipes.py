@@ -208,10 +208,6 @@ def test_eigensam_refreshes_at_the_official_batch_indices_and_perturbs_by_rho_g_
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
     opt = EigenSAM(model.parameters(), torch.optim.SGD, lr=0.1, rho=0.05, freq=2, power_iters=2)
-    opt.steps_per_epoch = 5  # two short epochs of five batches
-    refreshed = []
-    estimate = opt.estimate_eigenvector
-    opt.estimate_eigenvector = lambda *args: (refreshed.append(opt.steps), estimate(*args))
     closure = BatchClosure(model, Batch(x, y), nullcontext(), cross_entropy)
     before = [p.detach().clone() for p in model.parameters()]
     closure()
@@ -221,6 +217,11 @@ def test_eigensam_refreshes_at_the_official_batch_indices_and_perturbs_by_rho_g_
         torch.testing.assert_close(p.detach() - b, 0.05 * g)
     with torch.no_grad():
         torch._foreach_copy_(list(model.parameters()), before)
+    opt = EigenSAM(model.parameters(), torch.optim.SGD, lr=0.1, rho=0.05, freq=2, power_iters=2)
+    opt.steps_per_epoch = 5  # two short epochs of five batches
+    refreshed, estimate = [], opt.estimate_eigenvector
+    # begin_step has already counted the step under way, so its index is steps - 1
+    opt.estimate_eigenvector = lambda *args: (refreshed.append(opt.steps - 1), estimate(*args))
     for _ in range(10):
         opt.zero_grad()
         opt.step(BatchClosure(model, Batch(x, y), nullcontext(), cross_entropy))
