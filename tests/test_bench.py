@@ -54,6 +54,7 @@ def test_bench_measures_the_memory_of_each_number_of_micro_batches(tmp_path):
     assert read_bench(out)["resnet18", "lesam"] == {"path=plain": records[0]["s_per_epoch"]}  # Table 6: k = 1
 
 
+@pytest.mark.slow  # 22 s: spawns two bench processes
 def test_bench_repeats_windows_and_runs_copies_at_once(tmp_path):
     out = tmp_path / "bench.json"
     command = [sys.executable, "scripts/bench.py", "--tiny", "--models", "resnet18", "--optimizers", "lesam"]

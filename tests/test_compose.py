@@ -29,6 +29,7 @@ def combinations_compose(triples) -> None:
             assert (cfg.dataset.name, cfg.model.name, cfg.optimizer.name) == (dataset, model, optimizer)
 
 
+@pytest.mark.slow  # 45 s: every pair of config options
 def test_every_pair_of_options_composes():
     """Recipes key on pairs of groups (model x optimizer, dataset x model, ...): every pair, the third fixed."""
     pairs = [(d, m, "lesam") for d, m in itertools.product(DATASETS, MODELS)]

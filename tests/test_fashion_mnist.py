@@ -16,7 +16,10 @@ FAMILY = ["asam", "esam", "fsam", "eigensam", "gsam", "ssam", "msam"]
     reason="needs the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
 )
 @pytest.mark.parametrize(
-    "optimizer,loader", [(o, "torch") for o in ["sgd", "sam", "lesam", *FAMILY]] + [("lesam", "gpu")]
+    "optimizer,loader",
+    [(o, "torch") for o in ["sgd", "sam", "lesam"]]
+    + [("lesam", "gpu")]
+    + [pytest.param(o, "torch", marks=pytest.mark.slow) for o in FAMILY],  # 25 s each: with the long tests
 )
 def test_one_epoch_passes_85_percent(optimizer, loader, tmp_path):
     cfg = compose_config(
