@@ -8,11 +8,14 @@ import subprocess
 import sys
 
 import pytest
+from hydra import compose
+from omegaconf import OmegaConf
 
 from conftest import ROOT
+from lesam.core.run_id import run_id
 from lesam.report.make_table import Options, dry_run
 from lesam.report.paper import paper_tables
-from lesam.report.plan import missing_configs, multiruns, runs
+from lesam.report.plan import composer, missing_configs, multiruns, runs, split_seed
 from lesam.report.tables import ALIASES, TABLES, table
 
 PAPER_RUNS = {  # the paper's runs: cells x seeds 0, 1, 2
@@ -93,6 +96,23 @@ def test_dry_listing_has_one_full_command_per_run(name, capsys):
         assert train[1] == "train.py" and train[2:] == list(run.args)
         for analysis in table(name).analyses:
             assert f" && {shlex.join([train[0], 'analyze.py', *analysis.overrides])} checkpoint=" in line
+
+
+@pytest.mark.parametrize("name", ["table1", "table4", "table_dg"])
+def test_a_runs_config_is_what_hydra_composes_though_its_seeds_share_one_composition(name):
+    first, *_, last = runs(table(name), extra=lambda _: ("trainer.epochs=3",))
+    with composer() as c:
+        for run in (first, last):
+            shared = c.compose(run.args)
+            assert split_seed(run.args)[1] == run.seed and shared.seed == run.seed
+            alone = compose(config_name="config", overrides=list(run.args))
+            assert OmegaConf.to_container(shared) == OmegaConf.to_container(alone)
+            assert run_id(shared) == run_id(alone)
+
+
+@pytest.mark.parametrize("args", [("seed=1", "seed=2"), ("seed=0,1",), ("seed=01",), ("+seed=3",), ()])
+def test_only_one_plain_seed_is_taken_off(args):
+    assert split_seed(("model=resnet18", *args)) == (("model=resnet18", *args), None)
 
 
 def test_make_dry_prints_exactly_the_runs():

@@ -7,8 +7,10 @@ train.py chooses), whether it was trained alone or in a multirun sweep.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -159,6 +161,14 @@ def sweep_runs(name: str) -> list[tuple[str, ...]]:
     return list(itertools.product(*axes))
 
 
+def split_seed(overrides: Sequence[str]) -> tuple[tuple[str, ...], int | None]:
+    """The overrides without their one `seed=<n>`, and n; (overrides, None) unless exactly one sets the seed."""
+    seeds = [o for o in overrides if o.startswith("seed=")]
+    if len(seeds) != 1 or not re.fullmatch(r"seed=(0|[1-9][0-9]*)", seeds[0]):
+        return tuple(overrides), None
+    return tuple(o for o in overrides if o != seeds[0]), int(seeds[0].removeprefix("seed="))
+
+
 class Composer:
     """Compose train.py's and analyze.py's configs, many times over one Hydra initialisation."""
 
@@ -167,10 +177,19 @@ class Composer:
         self._indexes: dict[Path, RunIndex] = {}
 
     def compose(self, overrides: Sequence[str], config_name: str = "config") -> DictConfig:
-        """The config that `python <entry>.py <overrides>` would run (cached)."""
+        """The config that `python <entry>.py <overrides>` would run (cached).
+
+        A table's seeds of one cell share one Hydra composition, its slowest step: train.py's `seed` is a
+        plain value that no config interpolates, so setting it on a copy gives what Hydra composes.
+        """
         key = (config_name, *overrides)
         if key not in self._cache:
-            self._cache[key] = compose(config_name=config_name, overrides=list(overrides))
+            others, seed = split_seed(overrides) if config_name == "config" else (overrides, None)
+            if seed is None:
+                self._cache[key] = compose(config_name=config_name, overrides=list(overrides))
+            else:
+                self._cache[key] = copy.deepcopy(self.compose(others))
+                self._cache[key].seed = seed
         return self._cache[key]
 
     def folder(self, args: Sequence[str]) -> Path:
