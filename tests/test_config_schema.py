@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from conftest import CONFIGS, compose_config, error_line, run_command
 from lesam.core.errors import UserError
 from lesam.engine.validate import check_run_mode, validate
+from lesam.models import config_problem
 from lesam.report.plan import composer
 
 QUICK = ["debug=smoke", "model=mlp"]
@@ -50,12 +51,26 @@ def test_bad_config_gives_one_line_and_no_run_folder(tmp_path, overrides, line):
         (["model=mlp", "model.hidden=[-5]"], "model.hidden=[-5] must be a list of integers >= 1"),
         (["debug=smoke", "dataset.num_test=0"], "dataset.num_test=0 must be an integer >= 1 (a run ends with a test)"),
         (["output_root=/"], "output_root='/' must name a folder other than /"),
+        (["model=wrn28_10", "model.depth=27"], "model.depth=27 must be 4 + 6n with n >= 1 (28 for WRN-28-10)"),
+        (["model=wrn28_10", "model.depth=4"], "model.depth=4 must be 4 + 6n with n >= 1"),
+        (["model=pyramidnet110", "model.depth=111"], "model.depth=111 must be 2 + 6n with n >= 1 when bottleneck"),
+        (["model=pyramidnet110", "model.bottleneck=true", "model.depth=26"], "model.depth=26 must be 2 + 9n"),
     ],
 )
 def test_schema_and_ranges_name_the_key(overrides, line):
     with pytest.raises(UserError) as error:
         validate(compose_config(overrides))
     assert line in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["model=wrn28_10"], ["model=wrn28_10", "model.depth=16"], ["model=pyramidnet110", "model.bottleneck=true"]],
+)
+def test_the_depths_a_network_can_have_pass(overrides):
+    cfg = compose_config(overrides)
+    validate(cfg)
+    assert config_problem(cfg.model) is None
 
 
 def compose_with_hydra(overrides: list[str]) -> DictConfig:

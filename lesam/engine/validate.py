@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from lesam.core.errors import UserError
 from lesam.core.paths import CONFIGS
 from lesam.engine import distributed
+from lesam.models import config_problem
 
 _MISSING = object()
 # NumPy's seed range; torch's 64-bit generators then take every epoch's seed too (seed * 1_000_003 + epoch)
@@ -188,6 +189,8 @@ def check_ranges(cfg: DictConfig, rules: Rules) -> None:
             advice = f"; {hint[0]}" if hint else ""
             raise UserError(f"{key}={value!r} {requirement}{advice}")
     check_micro_batches(cfg)
+    if "model" in cfg and (problem := config_problem(cfg.model)):
+        raise UserError(problem)
 
 
 def check_micro_batches(cfg: DictConfig) -> None:

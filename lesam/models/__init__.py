@@ -10,12 +10,14 @@ from torch import nn
 from lesam.models.imagenet_nets import RESNETS, torchvision_resnet, vision_transformer, vit_layout
 from lesam.models.preact_resnet import PreActResNet18
 from lesam.models.pyramidnet import PyramidNet
+from lesam.models.pyramidnet import depth_problem as pyramidnet_depth
 from lesam.models.resnet import ResNet18
 from lesam.models.resnet32 import ResNet32
 from lesam.models.small import MLP, SmallCNN
 from lesam.models.wide_resnet import WideResNet
+from lesam.models.wide_resnet import depth_problem as wrn_depth
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "config_problem"]
 
 # Each builder takes (cfg, num_classes, in_channels, image_size) and reads its own config keys.
 Builder = Callable[[DictConfig, int, int, int], nn.Module]
@@ -60,3 +62,15 @@ def build_model(
     if builder is vision_transformer and like is not None:
         return vision_transformer(cfg, num_classes, in_channels, image_size, layout=vit_layout(like))
     return builder(cfg, num_classes, in_channels, image_size)
+
+
+def config_problem(cfg: DictConfig) -> str | None:
+    """Why the model `cfg` describes cannot be built, as `key=value must ...`; None if it can."""
+    depth = cfg.get("depth")
+    if cfg.name == "wrn28_10":
+        problem = wrn_depth(depth)
+    elif cfg.name == "pyramidnet110":
+        problem = pyramidnet_depth(depth, cfg.bottleneck)
+    else:
+        return None
+    return f"model.depth={depth} {problem}" if problem else None

@@ -66,6 +66,19 @@ class PyramidBlock(nn.Module):
         return out + F.pad(shortcut, (0, 0, 0, 0, 0, missing_channels))
 
 
+def layers_per_block(bottleneck: bool) -> int:
+    """Convolutions in one residual block."""
+    return 3 if bottleneck else 2
+
+
+def depth_problem(depth: int, bottleneck: bool) -> str | None:
+    """Why a PyramidNet cannot have `depth` layers, or None: each of its 3 stages has n blocks."""
+    per_stage = 3 * layers_per_block(bottleneck)
+    if isinstance(depth, int) and depth >= 2 + per_stage and (depth - 2) % per_stage == 0:
+        return None
+    return f"must be 2 + {per_stage}n with n >= 1 when bottleneck={str(bottleneck).lower()} (110 for PyramidNet-110)"
+
+
 class PyramidNet(nn.Module):
     """PyramidNet for small images: three stages whose width grows linearly from 16 by alpha."""
 
@@ -78,12 +91,9 @@ class PyramidNet(nn.Module):
         bottleneck: bool = False,
     ) -> None:
         super().__init__()
-        layers_per_block = 3 if bottleneck else 2
-        if (depth - 2) % (3 * layers_per_block) != 0:
-            raise ValueError(
-                f"PyramidNet depth must be 2 + {3 * layers_per_block} * n (bottleneck={bottleneck}), got {depth}"
-            )
-        blocks_per_stage = (depth - 2) // (3 * layers_per_block)
+        if problem := depth_problem(depth, bottleneck):
+            raise ValueError(f"PyramidNet depth={depth} {problem}")
+        blocks_per_stage = (depth - 2) // (3 * layers_per_block(bottleneck))
         make_residual = bottleneck_residual if bottleneck else basic_residual
         expansion = BOTTLENECK_EXPANSION if bottleneck else 1
         num_blocks = 3 * blocks_per_stage

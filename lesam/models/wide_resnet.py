@@ -35,6 +35,13 @@ class WideBlock(nn.Module):
         return self.residual(out) + shortcut
 
 
+def depth_problem(depth: int) -> str | None:
+    """Why a WRN cannot have `depth` layers, or None: each of its 3 stages has n blocks of 2 layers."""
+    if isinstance(depth, int) and depth >= 10 and (depth - 4) % 6 == 0:
+        return None
+    return "must be 4 + 6n with n >= 1 (28 for WRN-28-10)"
+
+
 class WideResNet(nn.Module):
     """WRN-depth-k: a 16-channel stem and three stages of 16k, 32k and 64k channels."""
 
@@ -47,8 +54,8 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if (depth - 4) % 6 != 0:
-            raise ValueError(f"WideResNet depth must satisfy (depth - 4) % 6 == 0, got {depth}")
+        if problem := depth_problem(depth):
+            raise ValueError(f"WideResNet depth={depth} {problem}")
         blocks_per_stage = (depth - 4) // 6
         self.stem = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         blocks = []
