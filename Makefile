@@ -25,10 +25,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv: the pinned requirements.txt, then this package in place (pip install -e .)
 
-test: $(STAMP)  ## run the test suite on the CPU: about 15 minutes on two idle cores (longer when other work shares them)
+test: $(STAMP)  ## run the test suite on the CPU: about 10 minutes on two idle cores (about 40 when other work shares them)
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)  ## run the long tests too (about 12 more minutes: kills at every moment, SLURM, the smokes)
+test-slow: $(STAMP)  ## run the long tests too (about 15 more minutes: kills at every moment, SLURM, the smokes)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: $(STAMP)  ## check style (ruff)

@@ -125,6 +125,7 @@ def test_dry_listings_hold_the_papers_runs(tmp_path):
     assert {(r.cfg.dataset.name, r.cfg.model.name) for r in fig7} == {("cifar100", "resnet18")}
 
 
+@pytest.mark.slow  # 15 s: trains the listed run
 def test_a_listed_command_trains_the_run_the_figure_draws(tmp_path):
     nothing = make("fig5", tmp_path / "runs", tmp_path / "out")
     lines = [x for x in nothing.stderr.strip().splitlines() if not MAKE_NOTE.match(x)]

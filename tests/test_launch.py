@@ -68,6 +68,7 @@ def test_per_gpu_runs_one_run_per_gpu_then_its_analyses(tmp_path):
     assert len(failed) == 2 and all("seed=2" in f and f.startswith("CUDA_VISIBLE_DEVICES=") for f in failed)
 
 
+@pytest.mark.slow  # 16 s: real multiruns
 def test_sequential_launch_is_one_multirun_per_family_and_skips_finished_runs(tmp_path):
     planned = [
         r

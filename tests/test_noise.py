@@ -5,6 +5,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 from conftest import ROOT, compose_config, smoke_overrides, without_hydra
 from lesam.data.workers import usable_cores
 from lesam.engine.trainer import Trainer
@@ -38,6 +40,7 @@ def printed(tmp_path, *overrides):
     return [x for x in (result.stdout + result.stderr).splitlines() if x.strip()]
 
 
+@pytest.mark.slow  # 11 s: a run with wandb offline
 def test_wandb_prints_where_the_run_is_and_little_else(tmp_path):
     plain = printed(tmp_path / "plain", "trainer.epochs=1")
     logged = printed(tmp_path / "logged", "trainer.epochs=1", "logger=wandb", "logger.mode=offline")

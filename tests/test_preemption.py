@@ -158,6 +158,7 @@ def test_two_ctrl_c_while_a_checkpoint_is_written_end_train_py_with_one_line(tmp
     assert result.stderr.splitlines() == [cli.ABORTED]
 
 
+@pytest.mark.slow  # 19 s: two torchrun launches
 def test_sigterm_to_torchrun_stops_both_processes_and_they_resume(tmp_path):
     # SGD: LE-SAM on a task it fits to a zero loss divides by a vanishing gradient norm, which
     # makes 200 steps amplify the rounding differences between one and two processes

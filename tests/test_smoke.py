@@ -13,6 +13,7 @@ from lesam.report.smoke import presets, smoke
 from lesam.report.tables import TABLES
 
 
+@pytest.mark.slow  # 20 s: every experiment preset trains
 def test_every_preset_runs_two_steps(tmp_path):
     said = []
     report = smoke(tmp_path, tables=[], say=said.append)
@@ -25,7 +26,7 @@ def test_every_preset_runs_two_steps(tmp_path):
         assert final["steps"] == 2 and 0 <= final["test_acc"] <= 100
 
 
-LONG = {"table_dg", "table2"}  # 24 DomainBed runs, and ImageNet ResNets: minutes; `make smoke` runs them too
+LONG = {"table_dg", "table2", "table1"}  # DomainBed, ImageNet ResNets, 42 CIFAR runs; `make smoke` runs them too
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LONG else n for n in sorted(TABLES)])
