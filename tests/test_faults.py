@@ -151,10 +151,11 @@ def test_two_ctrl_c_at_any_moment_end_train_py_with_one_line_each(moment, tmp_pa
     for _ in range(2):
         train.send_signal(signal.SIGINT)
         time.sleep(0.02)
-    stderr = train.communicate(timeout=300)[1].decode()
+    stdout, stderr = (stream.decode() for stream in train.communicate(timeout=300))
     assert train.returncode == 128 + signal.SIGINT, stderr
-    lines = stderr.splitlines()
-    assert 1 <= len(lines) <= 2 and all(x == ABORTED or x.startswith("stopped by SIGINT after step ") for x in lines)
+    stops = [x for x in stdout.splitlines() if x.startswith("stopped by SIGINT after step ")]  # the run's log
+    assert stderr.splitlines() in ([], [ABORTED]) and len(stops) <= 1, stderr
+    assert stops or stderr, stdout  # the first Ctrl-C's stop was said, or the second one aborted it
 
     again = subprocess.run(command, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
