@@ -179,8 +179,8 @@ class Composer:
     def compose(self, overrides: Sequence[str], config_name: str = "config") -> DictConfig:
         """The config that `python <entry>.py <overrides>` would run (cached).
 
-        A table's seeds of one cell share one Hydra composition, its slowest step: train.py's `seed` is a
-        plain value that no config interpolates, so setting it on a copy gives what Hydra composes.
+        Runs that differ only in `seed=<n>` share one Hydra composition (the slow part): train.py's `seed` is
+        a plain value that no config interpolates, so setting it on a copy gives what Hydra would compose.
         """
         key = (config_name, *overrides)
         if key not in self._cache:
